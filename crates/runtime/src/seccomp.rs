@@ -1,0 +1,1 @@
+//! Seccomp: compiles an OCI `linux.seccomp` section into a libseccomp filter and installs it.
