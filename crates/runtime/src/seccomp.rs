@@ -10,7 +10,9 @@
 //! rules (an OR), and `errnoRet` defaults to `EPERM`. `SCMP_ACT_NOTIFY` (seccomp user
 //! notification) is not supported and is refused rather than ignored.
 //!
-//! Known gap, as in Docker's own profile: on 32-bit x86, `socket(2)` is reached through
+//! Known gaps. runc also patches the program so that syscalls newer than the profile fail with
+//! `ENOSYS` (letting libc fall back) instead of the default action; berth does not yet, so they get
+//! the default action. And as in Docker's own profile: on 32-bit x86, `socket(2)` is reached through
 //! `socketcall(2)`, whose arguments live in memory the filter cannot read, so argument rules on
 //! `socket` do not hold for that ABI.
 
