@@ -1,1 +1,32 @@
-fn main() {}
+//! The `berth` binary: every part of berth is a subcommand of this one program, so installing
+//! berth is copying one file.
+
+mod runtime_cmd;
+
+const USAGE: &str = "Usage: berth COMMAND
+
+Commands:
+  runtime   OCI runtime with a runc-compatible command line (berth runtime --help)
+  shim      Per-container monitor (started by the engine)
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let code = match args.get(1).map(String::as_str) {
+        Some("runtime") => runtime_cmd::main(args[1..].to_vec()),
+        Some("shim") => berth_shim::main_entry(args[1..].to_vec()),
+        Some("--version" | "version") => {
+            println!("berth version {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Some("--help" | "-h" | "help") | None => {
+            print!("{USAGE}");
+            0
+        }
+        Some(other) => {
+            eprintln!("berth: unknown command {other:?}\n\n{USAGE}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
