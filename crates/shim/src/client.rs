@@ -266,7 +266,11 @@ impl AttachStream {
             0 => StdStream::Stdin,
             1 => StdStream::Stdout,
             2 => StdStream::Stderr,
-            b => return Err(ShimError::BadRequest(format!("bad stdcopy stream byte {b}"))),
+            b => {
+                return Err(ShimError::BadRequest(format!(
+                    "bad stdcopy stream byte {b}"
+                )));
+            }
         };
         let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
         let mut data = vec![0u8; len];

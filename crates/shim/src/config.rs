@@ -123,14 +123,18 @@ impl Partial {
         if id.is_empty() || id.contains('/') || id.len() > 1024 {
             return Err(usage(format!("bad container id {id:?}")));
         }
-        let bundle = absolute(self.bundle.ok_or_else(|| usage("--bundle is required".into()))?)?;
+        let bundle = absolute(
+            self.bundle
+                .ok_or_else(|| usage("--bundle is required".into()))?,
+        )?;
         let state_dir = absolute(
             self.state_dir
                 .ok_or_else(|| usage("--state-dir is required".into()))?,
         )?;
-        if self.log_path.is_none() && (self.log_max_size.is_some() || self.log_max_file.is_some())
-        {
-            return Err(usage("--log-max-size/--log-max-file need --log-path".into()));
+        if self.log_path.is_none() && (self.log_max_size.is_some() || self.log_max_file.is_some()) {
+            return Err(usage(
+                "--log-max-size/--log-max-file need --log-path".into(),
+            ));
         }
         let log = match self.log_path {
             Some(path) => Some(LogConfig {
@@ -219,7 +223,9 @@ mod tests {
     fn rejects_bad_input() {
         assert!(Config::parse(&args("--bundle /b --state-dir /s")).is_err());
         assert!(Config::parse(&args("--id x --bundle /b --state-dir /s --bogus 1")).is_err());
-        assert!(Config::parse(&args("--id x --bundle /b --state-dir /s --log-max-size 1")).is_err());
+        assert!(
+            Config::parse(&args("--id x --bundle /b --state-dir /s --log-max-size 1")).is_err()
+        );
         assert!(Config::parse(&args("--id x --bundle")).is_err());
         assert!(parse_size("12x").is_err());
         assert_eq!(parse_size("100k").unwrap(), 102_400);

@@ -40,8 +40,7 @@ fn start(cfg: Config) -> Result<(), String> {
         .mode(0o700)
         .create(&cfg.state_dir)
         .map_err(|e| format!("create state dir {}: {e}", cfg.state_dir.display()))?;
-    let (ready_r, ready_w) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
+    let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe2: {e}"))?;
     // SAFETY: `berth shim` is single-threaded when it gets here (documented on `main_entry`),
     // so the child may run arbitrary code after fork.
     match unsafe { fork() } {

@@ -63,7 +63,9 @@ mod tests {
         let text = "12:pids:/a\n5:memory:/berth/c1\n0::/berth/c1\n";
         assert_eq!(
             counter_file(text, Path::new("/sys/fs/cgroup")),
-            Some(PathBuf::from("/sys/fs/cgroup/memory/berth/c1/memory.oom_control"))
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/memory/berth/c1/memory.oom_control"
+            ))
         );
     }
 }

@@ -35,8 +35,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ShimError> {
 
 /// Atomically writes `value` as JSON followed by a newline.
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), ShimError> {
-    let mut data =
-        serde_json::to_vec(value).map_err(|e| ShimError::BadRequest(e.to_string()))?;
+    let mut data = serde_json::to_vec(value).map_err(|e| ShimError::BadRequest(e.to_string()))?;
     data.push(b'\n');
     write_atomic(path, &data)
 }

@@ -240,9 +240,21 @@ mod tests {
     #[test]
     fn request_wire_forms() {
         let r: Request = serde_json::from_str(r#"{"op":"kill","signal":9,"all":true}"#).unwrap();
-        assert!(matches!(r, Request::Kill { signal: 9, all: true }));
+        assert!(matches!(
+            r,
+            Request::Kill {
+                signal: 9,
+                all: true
+            }
+        ));
         let r: Request = serde_json::from_str(r#"{"op":"kill"}"#).unwrap();
-        assert!(matches!(r, Request::Kill { signal: 15, all: false }));
+        assert!(matches!(
+            r,
+            Request::Kill {
+                signal: 15,
+                all: false
+            }
+        ));
         let r: Request = serde_json::from_str(r#"{"op":"exec_start","exec_id":"e1"}"#).unwrap();
         assert!(matches!(r, Request::ExecStart { .. }));
         assert!(serde_json::from_str::<Request>(r#"{"op":"frobnicate"}"#).is_err());

@@ -42,8 +42,13 @@ pub enum ProcessIo {
 pub trait Runtime {
     /// Creates the container from `bundle` without starting its user process, writes the
     /// init's pid to `pid_file` and returns it.
-    fn create(&self, id: &str, bundle: &Path, io: &ProcessIo, pid_file: &Path)
-    -> Result<i32, ShimError>;
+    fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        io: &ProcessIo,
+        pid_file: &Path,
+    ) -> Result<i32, ShimError>;
     /// Starts the user process of a created container.
     fn start(&self, id: &str) -> Result<(), ShimError>;
     /// Runs an extra process in the container, detached, and returns its pid.

@@ -2,7 +2,7 @@
 //! from any container sharing the host network namespace, CVE-2020-15257), mode 0600, and
 //! every peer checked with `SO_PEERCRED`.
 
-use std::io::{IoSliceMut, ErrorKind};
+use std::io::{ErrorKind, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -125,7 +125,10 @@ impl ConsoleSocket {
         )
         .map_err(|e| ShimError::sys("recvmsg console", e))?;
         let mut fds: Vec<OwnedFd> = Vec::new();
-        for cmsg in msg.cmsgs().map_err(|e| ShimError::sys("recvmsg console", e))? {
+        for cmsg in msg
+            .cmsgs()
+            .map_err(|e| ShimError::sys("recvmsg console", e))?
+        {
             if let ControlMessageOwned::ScmRights(raw) = cmsg {
                 for fd in raw {
                     // SAFETY: SCM_RIGHTS just installed `fd` in our table; nothing else owns it.

@@ -1,9 +1,7 @@
 //! One handler per control request.
 
 use crate::error::ShimError;
-use crate::protocol::{
-    ExecState, Request, Response, State, Status, valid_exec_id,
-};
+use crate::protocol::{ExecState, Request, Response, State, Status, valid_exec_id};
 use crate::runtime::ProcessIo;
 use crate::sock::{self, ConsoleSocket};
 
@@ -12,6 +10,8 @@ use super::proc::Proc;
 use super::{CONSOLE_TIMEOUT, Exec, MAX_EXECS, Shim, pipes};
 
 /// What a handler produced: an answer now, or one later (`wait`).
+// Lives for one call on the stack; boxing the common case would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
     Now(Response),
     Later(Pending),
@@ -54,7 +54,9 @@ impl Shim {
                 process,
                 tty,
                 stdin,
-            } => self.exec_add(exec_id, process, tty, stdin).and_then(|()| ok()),
+            } => self
+                .exec_add(exec_id, process, tty, stdin)
+                .and_then(|()| ok()),
             Request::ExecStart { exec_id } => {
                 let pid = self.exec_start(&exec_id)?;
                 Ok(Outcome::Now(Response {
@@ -120,10 +122,14 @@ impl Shim {
 
     fn require_alive(&self, what: &str) -> Result<(), ShimError> {
         if self.deleted {
-            return Err(ShimError::Conflict(format!("cannot {what}: container is deleted")));
+            return Err(ShimError::Conflict(format!(
+                "cannot {what}: container is deleted"
+            )));
         }
         if !self.init_alive() {
-            return Err(ShimError::Conflict(format!("cannot {what}: container is not running")));
+            return Err(ShimError::Conflict(format!(
+                "cannot {what}: container is not running"
+            )));
         }
         Ok(())
     }
@@ -192,7 +198,12 @@ impl Shim {
         }
     }
 
-    fn resize(&mut self, exec_id: Option<String>, width: u16, height: u16) -> Result<(), ShimError> {
+    fn resize(
+        &mut self,
+        exec_id: Option<String>,
+        width: u16,
+        height: u16,
+    ) -> Result<(), ShimError> {
         let t = self.target(exec_id)?;
         let p = self
             .proc_ref(&t)
@@ -255,7 +266,9 @@ impl Shim {
             )));
         }
         if self.execs[idx].proc.pid != 0 || self.execs[idx].proc.exit.is_some() {
-            return Err(ShimError::Conflict(format!("exec {id} was already started")));
+            return Err(ShimError::Conflict(format!(
+                "exec {id} was already started"
+            )));
         }
         self.exec_seq += 1;
         let pid_file = self.state_path(&format!("exec-{id}.pid"));
@@ -265,7 +278,8 @@ impl Shim {
         process.set_terminal(Some(tty));
         let result = if tty {
             // A short name: socket paths are limited to 107 bytes.
-            let console = ConsoleSocket::bind(self.state_path(&format!("e{}.sock", self.exec_seq)))?;
+            let console =
+                ConsoleSocket::bind(self.state_path(&format!("e{}.sock", self.exec_seq)))?;
             let io = ProcessIo::Console {
                 socket: console.path().to_owned(),
             };

@@ -151,6 +151,8 @@ impl Shim {
             self.undo_create_on_error(installed)?;
             pid
         };
+        // The pid lives on in `state`; the file was only the runtime's way to report it.
+        let _ = std::fs::remove_file(&pid_file);
         self.init.pid = pid;
         self.oom = OomWatch::for_pid(pid);
         Ok(())
@@ -185,9 +187,7 @@ impl Shim {
         for c in &mut self.conns {
             // The socket is about to close: a blocking send with a short limit is fine now.
             let _ = c.stream.set_nonblocking(false);
-            let _ = c
-                .stream
-                .set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = c.stream.set_write_timeout(Some(Duration::from_millis(200)));
             c.flush();
         }
         let _ = std::fs::remove_file(self.state_path(SOCKET_NAME));
@@ -205,8 +205,10 @@ impl Shim {
             .min();
         match deadline {
             // Round up so the deadline has passed when poll returns.
-            Some(d) => PollTimeout::try_from(d.saturating_duration_since(now) + Duration::from_millis(1))
-                .unwrap_or(PollTimeout::MAX),
+            Some(d) => {
+                PollTimeout::try_from(d.saturating_duration_since(now) + Duration::from_millis(1))
+                    .unwrap_or(PollTimeout::MAX)
+            }
             None => PollTimeout::NONE,
         }
     }
@@ -247,7 +249,11 @@ impl Shim {
         for (target, p) in self.procs() {
             for (k, out) in p.out.iter().enumerate() {
                 if let Some(f) = out {
-                    add(Token::Output(target.clone(), k), f.as_fd(), PollFlags::POLLIN);
+                    add(
+                        Token::Output(target.clone(), k),
+                        f.as_fd(),
+                        PollFlags::POLLIN,
+                    );
                 }
             }
             if let Some(f) = &p.stdin
