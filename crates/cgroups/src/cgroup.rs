@@ -146,15 +146,7 @@ impl Cgroup {
         validate::check(r)?;
         match &self.hierarchy {
             Hierarchy::V1 { .. } => self.apply_v1(r),
-            Hierarchy::V2 { .. } => {
-                if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
-                    return Err(CgroupError::Unsupported {
-                        setting: "rdma".to_owned(),
-                        hierarchy: "berth (not implemented)",
-                    });
-                }
-                v2::apply(self.unified_dir()?, r)
-            }
+            Hierarchy::V2 { .. } => v2::apply(self.unified_dir()?, r),
         }
     }
 

@@ -175,6 +175,7 @@ fn access_bit_section(asm: &mut Asm, rules: &[Rule], bit: u32) {
     asm.emit(ALU64_MOV_X, R0, R_ACCESS, 0, 0);
     asm.emit(ALU64_AND_K, R0, 0, 0, bit as i32);
     asm.jump(JMP32_JEQ_K, R0, 0, next_bit);
+    let mut decided = false;
     for rule in rules.iter().rev().filter(|r| r.access & bit != 0) {
         let next_rule = asm.label();
         match rule.kind {
@@ -196,11 +197,16 @@ fn access_bit_section(asm: &mut Asm, rules: &[Rule], bit: u32) {
         }
         asm.bind(next_rule);
         if rule.kind == Kind::All && rule.major.is_none() && rule.minor.is_none() {
-            // Matches every device: earlier rules can never decide this bit.
+            // This rule matches every device, so nothing after it can run; the verifier
+            // refuses unreachable instructions, so neither earlier rules nor the default may
+            // be emitted.
+            decided = true;
             break;
         }
     }
-    asm.ret(0);
+    if !decided {
+        asm.ret(0);
+    }
     asm.bind(next_bit);
 }
 
@@ -468,6 +474,30 @@ mod tests {
         panic!("program did not terminate");
     }
 
+    /// Like the verifier: every instruction must be reachable from the first.
+    fn assert_all_reachable(prog: &[Insn]) {
+        let mut seen = vec![false; prog.len()];
+        let mut todo = vec![0usize];
+        while let Some(pc) = todo.pop() {
+            if pc >= prog.len() || std::mem::replace(&mut seen[pc], true) {
+                continue;
+            }
+            let i = prog[pc];
+            let target = pc + 1 + i.off as usize;
+            match i.code {
+                JMP_EXIT => {}
+                JMP_JA => todo.push(target),
+                JMP32_JEQ_K | JMP32_JNE_K => todo.extend([pc + 1, target]),
+                _ => todo.push(pc + 1),
+            }
+        }
+        let unreachable: Vec<usize> = (0..prog.len()).filter(|pc| !seen[*pc]).collect();
+        assert!(
+            unreachable.is_empty(),
+            "unreachable instructions {unreachable:?}"
+        );
+    }
+
     /// The documented semantics, written plainly.
     fn model(rules: &[Rule], dev_type: u32, major: u32, minor: u32, access: u32) -> bool {
         [ACC_READ, ACC_WRITE, ACC_MKNOD]
@@ -523,6 +553,7 @@ mod tests {
     #[test]
     fn docker_default_rules() {
         let prog = program(&docker_defaults()).unwrap();
+        assert_all_reachable(&prog);
         assert_eq!(run(&prog, DEV_CHAR, 1, 3, RW), 1, "/dev/null rw");
         assert_eq!(run(&prog, DEV_CHAR, 136, 7, RW), 1, "/dev/pts/7");
         assert_eq!(run(&prog, DEV_CHAR, 1, 1, ACC_READ), 0, "/dev/mem");
@@ -568,6 +599,14 @@ mod tests {
         let rule_sets = vec![
             docker_defaults(),
             vec![],
+            vec![
+                r(false, Kind::All, None, None, RWM),
+                r(true, Kind::Char, Some(1), Some(3), RWM),
+            ],
+            vec![
+                r(true, Kind::All, None, None, RWM),
+                r(false, Kind::Char, Some(1), Some(3), RWM),
+            ],
             vec![r(true, Kind::All, None, None, RWM)],
             vec![
                 r(true, Kind::All, None, None, RWM),
@@ -584,6 +623,7 @@ mod tests {
         ];
         for rules in &rule_sets {
             let prog = program(rules).unwrap();
+            assert_all_reachable(&prog);
             for dev_type in [DEV_CHAR, DEV_BLOCK] {
                 for major in [0, 1, 2, 5, 136] {
                     for minor in [0, 2, 3, 5] {

@@ -55,12 +55,6 @@ pub(crate) fn create_cpuset(mount: &Path, dir: &Path) -> Result<(), CgroupError>
 /// memory, cpu, pids, blkio, hugetlb, net_cls/net_prio. (The hybrid caller then handles what
 /// lives in the cgroup2 mount.)
 pub(crate) fn apply(dirs: &Dirs, r: &LinuxResources) -> Result<(), CgroupError> {
-    if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(CgroupError::Unsupported {
-            setting: "rdma".to_owned(),
-            hierarchy: "berth (not implemented)",
-        });
-    }
     if let Some(c) = r.cpu() {
         cpuset(dirs, c)?;
     }

@@ -27,6 +27,12 @@ pub(crate) fn invalid(setting: &str, reason: impl Into<String>) -> CgroupError {
 
 /// Validates everything in `r` that can be checked without the kernel.
 pub(crate) fn check(r: &LinuxResources) -> Result<(), CgroupError> {
+    if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(CgroupError::Unsupported {
+            setting: "rdma".to_owned(),
+            hierarchy: "berth yet (rdma limits are not implemented)",
+        });
+    }
     if let Some(m) = r.memory() {
         memory(m)?;
     }
