@@ -135,8 +135,16 @@ fn detach(keep: i32) -> Result<SignalFd, ShimError> {
     std::env::set_current_dir("/").map_err(|e| ShimError::io("chdir", "/", e))?;
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| ShimError::sys("PR_SET_CHILD_SUBREAPER", e))?;
+    // Whatever the starter ignored (nohup's SIGHUP, …) would be inherited by the container:
+    // exec keeps ignored signals ignored. Start from the defaults.
+    for sig in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: SIG_DFL installs no handler code. Errors (none expected) leave one signal
+        // as inherited, which is no reason to fail.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    }
     // SAFETY: setting SIGPIPE to SIG_IGN installs no handler code; a write to a departed
-    // client then fails with EPIPE instead of killing the shim.
+    // client then fails with EPIPE instead of killing the shim. (Children get SIG_DFL back
+    // from std's spawn.)
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) }
         .map_err(|e| ShimError::sys("ignore SIGPIPE", e))?;
     let mut mask = SigSet::empty();

@@ -4,11 +4,13 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::signal::SigSet;
 
 use crate::error::ShimError;
 
@@ -168,6 +170,17 @@ impl ExternalRuntime {
 
     fn command(&self, diag: &Diagnostics) -> Command {
         let mut cmd = Command::new(&self.binary);
+        // The shim blocks SIGCHLD (it reads it from a signalfd) and std does not reset the
+        // mask for children. The runtime, and through it the container, would inherit it.
+        // SAFETY: the closure only calls sigprocmask, which is async-signal-safe, in the child
+        // between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                SigSet::empty()
+                    .thread_set_mask()
+                    .map_err(std::io::Error::from)
+            });
+        }
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--log")

@@ -551,3 +551,144 @@ fn resident_memory_of_a_shim() {
     assert!(buf.contains("berth-shim-test"));
     h.teardown();
 }
+
+#[test]
+fn no_leaked_fds_or_signal_state() {
+    if !can_run() {
+        return;
+    }
+    let h = Harness::new(&["sleep", "30"]);
+    // A starter that ignores SIGHUP, as under nohup.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' HUP; exec \"$@\"")
+        .arg("sh")
+        .arg(bin())
+        .args(h.shim_command(&[]).get_args())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = h.client();
+    let st = c.state().unwrap();
+    // The shim's own stdio is /dev/null and it kept nothing of its starter's.
+    for fd in 0..3 {
+        let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", st.shim_pid)).unwrap();
+        assert_eq!(target, PathBuf::from("/dev/null"));
+    }
+    c.start().unwrap();
+    // The container's init (seen from the host) has stdio and nothing else, and neither the
+    // shim's blocked SIGCHLD nor its ignored SIGPIPE, nor signals its starter ignored.
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", st.pid))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut fds = fds;
+    fds.sort();
+    assert_eq!(fds, ["0", "1", "2"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", st.pid)).unwrap();
+    let mask = |key: &str| {
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap()
+            .trim();
+        u64::from_str_radix(hex, 16).unwrap()
+    };
+    assert_eq!(mask("SigBlk:"), 0, "{status}");
+    // Standard signals only: how glibc's reserved real-time signals (32, 33) are set is the
+    // test environment's business, and glibc will not let a process change them.
+    assert_eq!(mask("SigIgn:") & 0x7fff_ffff, 0, "{status}");
+    h.teardown();
+}
+
+#[test]
+fn pause_and_resume() {
+    if !can_run() {
+        return;
+    }
+    let h = Harness::new(&["sleep", "30"]);
+    h.start_ok(&[]);
+    let mut c = h.client();
+    assert!(c.pause().is_err(), "a created container cannot be paused");
+    c.start().unwrap();
+    c.pause().unwrap();
+    assert_eq!(c.state().unwrap().status, Status::Paused);
+    c.resume().unwrap();
+    assert_eq!(c.state().unwrap().status, Status::Running);
+    c.kill(9, true).unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!((exit.exit_code, exit.signal), (137, Some(9)));
+    assert!(c.start().is_err(), "a stopped container cannot start");
+    h.teardown();
+}
+
+#[test]
+fn exec_with_a_tty() {
+    if !can_run() {
+        return;
+    }
+    let h = Harness::new(&["sleep", "30"]);
+    h.start_ok(&[]);
+    let mut c = h.client();
+    c.start().unwrap();
+    let mut process = h.bundle.spec.process().clone().unwrap();
+    process.set_args(Some(vec!["sh".into(), "-c".into(), "tty; exit 4".into()]));
+    c.exec("t1", &process, true, false).unwrap();
+    let mut attach = h
+        .client()
+        .attach(&AttachOptions {
+            stdout: true,
+            exec_id: Some("t1".into()),
+            ..AttachOptions::default()
+        })
+        .unwrap();
+    attach.set_read_timeout(Some(TIMEOUT)).unwrap();
+    c.exec_start("t1").unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..1000 {
+        match attach.read_raw(&mut buf).unwrap() {
+            0 => break,
+            n => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    // Raw bytes, no stdcopy header, terminal line endings.
+    assert!(
+        out.starts_with(b"/dev/pts/"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(out.ends_with(b"\r\n"));
+    assert_eq!(c.exec_wait("t1").unwrap().exit_code, 4);
+    assert!(c.exec_state("t1").unwrap().tty);
+    h.teardown();
+}
+
+#[test]
+fn oom_kill_is_reported() {
+    if !can_run() {
+        return;
+    }
+    // `tail` keeps the current line, and /dev/zero has no newline.
+    let mut h = Harness::new(&["tail", "/dev/zero"]);
+    let mut linux = h.bundle.spec.linux().clone().unwrap();
+    let mut memory = oci_spec::runtime::LinuxMemory::default();
+    memory.set_limit(Some(16 << 20));
+    memory.set_swap(Some(16 << 20));
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    resources.set_memory(Some(memory));
+    linux.set_resources(Some(resources));
+    h.bundle.spec.set_linux(Some(linux));
+    h.bundle.save();
+    h.start_ok(&[]);
+    let mut c = h.client();
+    c.start().unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!(exit.exit_code, 137);
+    assert_eq!(exit.oom_killed, Some(true));
+    h.teardown();
+}

@@ -329,10 +329,11 @@ impl Shim {
             Token::Listener => self.on_accept(),
             Token::Output(t, k) => self.on_output(&t, k),
             Token::Stdin(t) => {
+                // Deferred hung-up clients come back into the poll set by themselves once
+                // stdin has room again (see `poll_set`).
                 if let Some(p) = self.proc_mut(&t) {
                     p.flush_stdin();
                 }
-                self.resume_deferred();
             }
             Token::Conn(i) => self.on_conn(i, revents),
         }
@@ -631,16 +632,6 @@ impl Shim {
             && p.stdin_once
         {
             p.close_stdin();
-        }
-    }
-
-    /// Lets deferred hung-up clients be polled again once stdin has room.
-    fn resume_deferred(&mut self) {
-        let ready: Vec<usize> = (0..self.conns.len())
-            .filter(|&i| self.conns[i].hup_deferred && self.conn_wants_input(&self.conns[i]))
-            .collect();
-        for i in ready {
-            self.conns[i].hup_deferred = false;
         }
     }
 }
