@@ -28,6 +28,15 @@
 //!
 //! Conversions from OCI's v1-shaped values to v2 follow runc (see [`convert`]).
 //!
+//! # Values
+//!
+//! As in runc, 0 leaves most numbers unset and -1 means unlimited; a pids limit of 0 or less
+//! is unlimited. Kernel memory limits (`kernel`, `kernelTCP`) are ignored: Linux deprecated
+//! them. A requested setting whose file this kernel lacks (`memory.memsw.*` without swap
+//! accounting, `blkio.weight` without CFQ) is a [`CgroupError::MissingFile`]; settings v2 has
+//! no file for at all (swappiness, realtime CPU, disableOOMKiller, …) are
+//! [`CgroupError::Unsupported`] there. rdma limits are not implemented yet.
+//!
 //! # Devices
 //!
 //! Rules apply in order; per access bit (r, w, m) the last matching rule decides and no match
