@@ -183,11 +183,17 @@ pub fn main(args: Vec<String>) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    let log = Logger { path: cli.log.clone(), json: cli.log_format == "json" };
+    let log = Logger {
+        path: cli.log.clone(),
+        json: cli.log_format == "json",
+    };
     match dispatch(&cli, &log) {
         Ok(code) => code,
         Err(e) => {
-            let code = e.downcast_ref::<berth_runtime::RuntimeError>().map(|r| r.exit_code()).unwrap_or(1);
+            let code = e
+                .downcast_ref::<berth_runtime::RuntimeError>()
+                .map(|r| r.exit_code())
+                .unwrap_or(1);
             let message = format!("{e:#}");
             log.write("error", &message);
             eprintln!("berth runtime: {message}");
@@ -209,23 +215,41 @@ fn dispatch(cli: &RuntimeCli, log: &Logger) -> Result<i32> {
             Ok(0)
         }
         Command::Start { id } => container::start(root, id).map(|()| 0).map_err(Into::into),
-        Command::Run { create, detach, keep } => run(root, create, *detach, *keep, log),
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => run(root, create, *detach, *keep, log),
         Command::State { id } => {
             println!("{}", container::Container::load(root, id)?.state_json());
             Ok(0)
         }
         Command::Kill { all, id, signal } => {
-            container::kill(root, id, parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?, *all)?;
+            container::kill(
+                root,
+                id,
+                parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?,
+                *all,
+            )?;
             Ok(0)
         }
-        Command::Delete { force, id } => container::delete(root, id, *force).map(|()| 0).map_err(Into::into),
+        Command::Delete { force, id } => container::delete(root, id, *force)
+            .map(|()| 0)
+            .map_err(Into::into),
         Command::List { format, quiet } => list(root, format, *quiet),
-        Command::Ps { format, id, ps_args } => ps(root, id, format, ps_args),
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => ps(root, id, format, ps_args),
         Command::Exec(args) => exec(root, args, log),
         Command::Pause { id } => container::pause(root, id).map(|()| 0).map_err(Into::into),
         Command::Resume { id } => container::resume(root, id).map(|()| 0).map_err(Into::into),
         Command::Features => {
-            println!("{}", serde_json::to_string_pretty(&berth_runtime::features::document())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&berth_runtime::features::document())?
+            );
             Ok(0)
         }
         Command::Spec { bundle, rootless } => write_default_spec(bundle, *rootless),
@@ -307,8 +331,10 @@ fn exec(root: &Path, args: &ExecArgs, log: &Logger) -> Result<i32> {
 /// line's overrides (args, env, cwd, user, tty, caps, no_new_privs).
 fn exec_process(c: &container::Container, args: &ExecArgs) -> Result<oci_spec::runtime::Process> {
     if let Some(path) = &args.process {
-        let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-        return serde_json::from_str(&text).with_context(|| format!("parse process JSON {}", path.display()));
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        return serde_json::from_str(&text)
+            .with_context(|| format!("parse process JSON {}", path.display()));
     }
     if args.command.is_empty() {
         bail!("exec needs a command (or --process)");
@@ -326,8 +352,14 @@ fn exec_process(c: &container::Container, args: &ExecArgs) -> Result<oci_spec::r
     if let Some(user) = &args.user {
         let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
         let mut u = p.user().clone();
-        u.set_uid(uid.parse().with_context(|| format!("invalid uid in --user {user:?}"))?);
-        u.set_gid(gid.parse().with_context(|| format!("invalid gid in --user {user:?}"))?);
+        u.set_uid(
+            uid.parse()
+                .with_context(|| format!("invalid uid in --user {user:?}"))?,
+        );
+        u.set_gid(
+            gid.parse()
+                .with_context(|| format!("invalid gid in --user {user:?}"))?,
+        );
         u.set_additional_gids(Some(args.additional_gids.clone()));
         p.set_user(u);
     }
@@ -339,7 +371,10 @@ fn exec_process(c: &container::Container, args: &ExecArgs) -> Result<oci_spec::r
         let extra: Vec<oci_spec::runtime::Capability> = args
             .cap
             .iter()
-            .map(|c| serde_json::from_value(serde_json::Value::String(c.clone())).with_context(|| format!("unknown capability {c:?}")))
+            .map(|c| {
+                serde_json::from_value(serde_json::Value::String(c.clone()))
+                    .with_context(|| format!("unknown capability {c:?}"))
+            })
             .collect::<Result<_>>()?;
         let add = |s: &Option<oci_spec::runtime::Capabilities>| {
             let mut s = s.clone().unwrap_or_default();
@@ -375,8 +410,19 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<i32> {
             let rows: Vec<[String; 6]> = containers
                 .iter()
                 .map(|c| {
-                    let pid = if c.status == berth_runtime::Status::Stopped { 0 } else { c.record.pid };
-                    [c.record.id.clone(), pid.to_string(), c.status.to_string(), c.record.bundle.display().to_string(), c.record.created.clone(), owner_name(&c.record.owner)]
+                    let pid = if c.status == berth_runtime::Status::Stopped {
+                        0
+                    } else {
+                        c.record.pid
+                    };
+                    [
+                        c.record.id.clone(),
+                        pid.to_string(),
+                        c.status.to_string(),
+                        c.record.bundle.display().to_string(),
+                        c.record.created.clone(),
+                        owner_name(&c.record.owner),
+                    ]
                 })
                 .collect();
             let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
@@ -388,7 +434,11 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<i32> {
 }
 
 fn owner_name(owner: &str) -> String {
-    if owner.is_empty() { "root".into() } else { owner.into() }
+    if owner.is_empty() {
+        "root".into()
+    } else {
+        owner.into()
+    }
 }
 
 fn write_table(out: &mut impl Write, header: &[String; 6], rows: &[[String; 6]]) -> Result<()> {
@@ -399,7 +449,11 @@ fn write_table(out: &mut impl Write, header: &[String; 6], rows: &[[String; 6]])
         }
     }
     for row in std::iter::once(header).chain(rows) {
-        let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         writeln!(out, "{}", line.join("   ").trim_end())?;
     }
     Ok(())
@@ -410,15 +464,28 @@ fn ps(root: &Path, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
     match format {
         "json" => println!("{}", serde_json::to_string(&pids)?),
         "table" => {
-            let args = if ps_args.is_empty() { vec!["-ef".to_string()] } else { ps_args.to_vec() };
-            let out = std::process::Command::new("ps").args(&args).output().context("run ps")?;
+            let args = if ps_args.is_empty() {
+                vec!["-ef".to_string()]
+            } else {
+                ps_args.to_vec()
+            };
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .context("run ps")?;
             let text = String::from_utf8_lossy(&out.stdout);
             let mut lines = text.lines();
             let header = lines.next().unwrap_or_default();
-            let pid_col = header.split_whitespace().position(|h| h == "PID").context("ps output has no PID column")?;
+            let pid_col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .context("ps output has no PID column")?;
             println!("{header}");
             for line in lines {
-                let pid = line.split_whitespace().nth(pid_col).and_then(|p| p.parse::<i32>().ok());
+                let pid = line
+                    .split_whitespace()
+                    .nth(pid_col)
+                    .and_then(|p| p.parse::<i32>().ok());
                 if pid.is_some_and(|p| pids.contains(&p)) {
                     println!("{line}");
                 }
@@ -435,8 +502,13 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         return Signal::try_from(n).with_context(|| format!("invalid signal number {n}"));
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    name.parse::<Signal>().with_context(|| format!("invalid signal {s:?}"))
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<Signal>()
+        .with_context(|| format!("invalid signal {s:?}"))
 }
 
 fn write_default_spec(bundle: &Path, rootless: bool) -> Result<i32> {
@@ -456,7 +528,10 @@ fn write_default_spec(bundle: &Path, rootless: bool) -> Result<i32> {
         spec.set_process(Some(process));
     }
     if rootless {
-        spec = oci_spec::runtime::Spec::rootless(nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+        spec = oci_spec::runtime::Spec::rootless(
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
         spec.set_hostname(Some("berth".into()));
     }
     let json = serde_json::to_vec_pretty(&spec)?;
@@ -479,7 +554,11 @@ impl Logger {
         } else {
             format!("time={time:?} level={level} msg={msg:?}")
         };
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     }

@@ -49,7 +49,11 @@ pub type Warnings = Vec<String>;
 pub fn create(opts: CreateOptions) -> Result<(i32, Warnings)> {
     let spec = load_bundle_spec(&opts.bundle)?;
     let state = StateDir::create(&opts.root, &opts.id)?;
-    let mut cleanup = CleanupOnError { state: Some(state.clone()), cgroup: None, pid: None };
+    let mut cleanup = CleanupOnError {
+        state: Some(state.clone()),
+        cgroup: None,
+        pid: None,
+    };
     let (pid, warnings, record) = create_in(&opts, spec, &state, &mut cleanup)?;
     state.save(&record)?;
     if let Some(pid_file) = &opts.pid_file {
@@ -65,7 +69,10 @@ fn create_in(
     state: &StateDir,
     cleanup: &mut CleanupOnError,
 ) -> Result<(i32, Warnings, ContainerRecord)> {
-    let process = spec.process().clone().ok_or_else(|| invalid_config(&opts.bundle, "process is missing"))?;
+    let process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| invalid_config(&opts.bundle, "process is missing"))?;
     let rootfs = rootfs_path(&opts.bundle, &spec)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && !matches!(opts.io, Io::ConsoleSocket(_)) {
@@ -82,15 +89,26 @@ fn create_in(
         .iter()
         .map(|c| format!("capability {c} is not in the runtime's bounding set and was not granted"))
         .collect();
-    let seccomp = linux.seccomp().as_ref().map(crate::seccomp::compile).transpose()?;
-    let cgroup_path = linux.cgroups_path().clone().map(|p| p.display().to_string()).unwrap_or(format!("/berth/{}", opts.id));
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()?;
+    let cgroup_path = linux
+        .cgroups_path()
+        .clone()
+        .map(|p| p.display().to_string())
+        .unwrap_or(format!("/berth/{}", opts.id));
     let cgroup = setup_cgroup(&cgroup_path, &linux, &mut warnings)?;
     cleanup.cgroup = Some(cgroup.clone());
     let fifo = make_exec_fifo(state)?;
     let stdio = stdio_for(&opts.io, terminal)?;
     let hooks = spec.hooks().clone().unwrap_or_default();
     let parent_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
-        || hooks.create_runtime().as_ref().is_some_and(|h| !h.is_empty());
+        || hooks
+            .create_runtime()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty());
     state.save_spec(&spec)?;
     let mut record = ContainerRecord {
         id: opts.id.clone(),
@@ -119,15 +137,33 @@ fn create_in(
         parent_hooks,
         sysctls,
     };
-    let uid_maps = (spec.linux().as_ref().and_then(|l| l.uid_mappings().clone()), spec.linux().as_ref().and_then(|l| l.gid_mappings().clone()));
+    let uid_maps = (
+        spec.linux().as_ref().and_then(|l| l.uid_mappings().clone()),
+        spec.linux().as_ref().and_then(|l| l.gid_mappings().clone()),
+    );
     let mut on_hooks = |pid: i32, rec: &mut ContainerRecord| -> Result<String> {
         rec.pid = pid;
         let json = state_json(rec, Status::Creating);
-        crate::hooks::run("prestart", hooks.prestart().as_deref().unwrap_or(&[]), json.as_bytes())?;
-        crate::hooks::run("createRuntime", hooks.create_runtime().as_deref().unwrap_or(&[]), json.as_bytes())?;
+        crate::hooks::run(
+            "prestart",
+            hooks.prestart().as_deref().unwrap_or(&[]),
+            json.as_bytes(),
+        )?;
+        crate::hooks::run(
+            "createRuntime",
+            hooks.create_runtime().as_deref().unwrap_or(&[]),
+            json.as_bytes(),
+        )?;
         Ok(json)
     };
-    let pid = spawn(plan, ProcessKind::Init, &uid_maps, &mut record, &mut on_hooks, cleanup)?;
+    let pid = spawn(
+        plan,
+        ProcessKind::Init,
+        &uid_maps,
+        &mut record,
+        &mut on_hooks,
+        cleanup,
+    )?;
     record.pid = pid;
     record.pid_start_time = crate::state::process_start_time(pid).unwrap_or(0);
     Ok((pid, warnings, record))
@@ -192,11 +228,15 @@ fn converse(
                 chan.send(&Message::Proceed)?;
             }
             Some(Message::RunHooks) => {
-                let p = pid.ok_or_else(|| crate::sync::unexpected("container", &Message::RunHooks))?;
+                let p =
+                    pid.ok_or_else(|| crate::sync::unexpected("container", &Message::RunHooks))?;
                 match on_hooks(p, record) {
                     Ok(state) => chan.send(&Message::HooksDone { state })?,
                     Err(e) => {
-                        let _ = chan.send(&Message::Error { message: e.to_string(), exit_code: 1 });
+                        let _ = chan.send(&Message::Error {
+                            message: e.to_string(),
+                            exit_code: 1,
+                        });
                         return Err(e);
                     }
                 }
@@ -207,13 +247,17 @@ fn converse(
                     // The socket closes on a successful execve; an error comes as a message.
                     match chan.recv()? {
                         None => {}
-                        Some(Message::Error { message, exit_code }) => return Err(RuntimeError::Init { message, exit_code }),
+                        Some(Message::Error { message, exit_code }) => {
+                            return Err(RuntimeError::Init { message, exit_code });
+                        }
                         Some(other) => return Err(crate::sync::unexpected("process", &other)),
                     }
                 }
                 return Ok(pid);
             }
-            Some(Message::Error { message, exit_code }) => return Err(RuntimeError::Init { message, exit_code }),
+            Some(Message::Error { message, exit_code }) => {
+                return Err(RuntimeError::Init { message, exit_code });
+            }
             Some(other) => return Err(crate::sync::unexpected("container", &other)),
             None => return Err(crate::sync::closed("container process")),
         }
@@ -230,10 +274,14 @@ fn write_id_maps(pid: i32, (uids, gids): &IdMaps) -> Result<()> {
     let uid_map = format(uids);
     let gid_map = format(gids);
     if uid_map.is_empty() || gid_map.is_empty() {
-        return Err(RuntimeError::InvalidSpec("a new user namespace needs uidMappings and gidMappings".into()));
+        return Err(RuntimeError::InvalidSpec(
+            "a new user namespace needs uidMappings and gidMappings".into(),
+        ));
     }
-    std::fs::write(format!("/proc/{pid}/uid_map"), &uid_map).context(|| format!("write uid_map {uid_map:?}"))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), &gid_map).context(|| format!("write gid_map {gid_map:?}"))
+    std::fs::write(format!("/proc/{pid}/uid_map"), &uid_map)
+        .context(|| format!("write uid_map {uid_map:?}"))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), &gid_map)
+        .context(|| format!("write gid_map {gid_map:?}"))
 }
 
 /// Undoes a half-finished create: kills the process, removes the cgroup and the state dir.
@@ -275,7 +323,11 @@ fn wait_gone(pid: i32, limit: Duration) {
             return;
         }
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) {
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -287,7 +339,10 @@ fn load_bundle_spec(bundle: &Path) -> Result<Spec> {
     if !path.exists() {
         return Err(invalid_config(bundle, "config.json not found"));
     }
-    let spec = Spec::load(&path).map_err(|e| RuntimeError::InvalidConfig { path: path.clone(), message: one_line(&e.to_string()) })?;
+    let spec = Spec::load(&path).map_err(|e| RuntimeError::InvalidConfig {
+        path: path.clone(),
+        message: one_line(&e.to_string()),
+    })?;
     Ok(spec)
 }
 
@@ -296,7 +351,10 @@ fn one_line(s: &str) -> String {
 }
 
 fn invalid_config(bundle: &Path, message: &str) -> RuntimeError {
-    RuntimeError::InvalidConfig { path: bundle.join("config.json"), message: message.into() }
+    RuntimeError::InvalidConfig {
+        path: bundle.join("config.json"),
+        message: message.into(),
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -304,16 +362,27 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 fn rootfs_path(bundle: &Path, spec: &Spec) -> Result<PathBuf> {
-    let root = spec.root().as_ref().ok_or_else(|| invalid_config(bundle, "root is missing"))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid_config(bundle, "root is missing"))?;
     let path = absolute(&bundle.join(root.path()));
-    let path = path.canonicalize().map_err(|e| invalid_config(bundle, &format!("rootfs {}: {e}", path.display())))?;
+    let path = path
+        .canonicalize()
+        .map_err(|e| invalid_config(bundle, &format!("rootfs {}: {e}", path.display())))?;
     if !path.is_dir() {
-        return Err(invalid_config(bundle, &format!("rootfs {} is not a directory", path.display())));
+        return Err(invalid_config(
+            bundle,
+            &format!("rootfs {} is not a directory", path.display()),
+        ));
     }
     Ok(path)
 }
 
-fn validate_sysctls(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<Vec<(String, String)>> {
+fn validate_sysctls(
+    linux: &oci_spec::runtime::Linux,
+    ns: &Namespaces,
+) -> Result<Vec<(String, String)>> {
     let own = ns.new;
     let mut out: Vec<(String, String)> = Vec::new();
     for (k, v) in linux.sysctl().iter().flatten() {
@@ -323,7 +392,11 @@ fn validate_sysctls(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result
     Ok(out)
 }
 
-fn setup_cgroup(path: &str, linux: &oci_spec::runtime::Linux, _warnings: &mut Warnings) -> Result<berth_cgroups::Cgroup> {
+fn setup_cgroup(
+    path: &str,
+    linux: &oci_spec::runtime::Linux,
+    _warnings: &mut Warnings,
+) -> Result<berth_cgroups::Cgroup> {
     let hierarchy = berth_cgroups::Hierarchy::detect()?;
     let cgroup = berth_cgroups::Cgroup::new(hierarchy, path)?;
     cgroup.create()?;
@@ -340,33 +413,61 @@ fn cgroup_view(cgroup: &berth_cgroups::Cgroup) -> CgroupView {
     let paths = cgroup.paths();
     let (mounts, unified) = match cgroup.hierarchy() {
         berth_cgroups::Hierarchy::V2 { .. } => {
-            let dirs = paths.get("").map(|d| CgroupDir { name: String::new(), host_dir: d.clone(), aliases: Vec::new() });
-            return CgroupView { unified: true, dirs: dirs.into_iter().collect() };
+            let dirs = paths.get("").map(|d| CgroupDir {
+                name: String::new(),
+                host_dir: d.clone(),
+                aliases: Vec::new(),
+            });
+            return CgroupView {
+                unified: true,
+                dirs: dirs.into_iter().collect(),
+            };
         }
-        berth_cgroups::Hierarchy::V1 { controllers, unified } => (controllers.clone(), unified.clone()),
+        berth_cgroups::Hierarchy::V1 {
+            controllers,
+            unified,
+        } => (controllers.clone(), unified.clone()),
     };
     let mut dirs: Vec<CgroupDir> = Vec::new();
     for (controller, dir) in paths {
         // Co-mounted v1 controllers share a directory named after the mount (cpu,cpuacct);
         // the others get symlinks to it, as on the host.
-        let mount = if controller.is_empty() { unified.clone() } else { mounts.get(&controller).cloned() };
-        let Some(name) = mount.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()) else { continue };
+        let mount = if controller.is_empty() {
+            unified.clone()
+        } else {
+            mounts.get(&controller).cloned()
+        };
+        let Some(name) = mount
+            .as_deref()
+            .and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+        else {
+            continue;
+        };
         let alias = controller.trim_start_matches("name=").to_string();
         match dirs.iter_mut().find(|d| d.name == name) {
             Some(d) => d.aliases.push(alias),
-            None => dirs.push(CgroupDir { name: name.to_string(), host_dir: dir, aliases: vec![alias] }),
+            None => dirs.push(CgroupDir {
+                name: name.to_string(),
+                host_dir: dir,
+                aliases: vec![alias],
+            }),
         }
     }
     for d in &mut dirs {
         d.aliases.retain(|a| !a.is_empty() && *a != d.name);
     }
-    CgroupView { unified: false, dirs }
+    CgroupView {
+        unified: false,
+        dirs,
+    }
 }
 
 fn make_exec_fifo(state: &StateDir) -> Result<OwnedFd> {
     let path = state.fifo();
     // 0622: the init writes to it after switching to the container's user.
-    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622)).context(|| format!("mkfifo {}", path.display()))?;
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .context(|| format!("mkfifo {}", path.display()))?;
     nix::sys::stat::fchmodat(
         nix::fcntl::AT_FDCWD,
         &path,
@@ -374,8 +475,12 @@ fn make_exec_fifo(state: &StateDir) -> Result<OwnedFd> {
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
     .context(|| format!("chmod {}", path.display()))?;
-    nix::fcntl::open(&path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .context(|| format!("open {}", path.display()))
+    nix::fcntl::open(
+        &path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context(|| format!("open {}", path.display()))
 }
 
 fn stdio_for(io: &Io, terminal: bool) -> Result<Stdio> {
@@ -386,9 +491,10 @@ fn stdio_for(io: &Io, terminal: bool) -> Result<Stdio> {
             fds[1].try_clone().context(|| "dup stdout".into())?,
             fds[2].try_clone().context(|| "dup stderr".into())?,
         ]),
-        Io::ConsoleSocket(path) if terminal => {
-            Stdio::Console(UnixStream::connect(path).context(|| format!("connect to console socket {}", path.display()))?)
-        }
+        Io::ConsoleSocket(path) if terminal => Stdio::Console(
+            UnixStream::connect(path)
+                .context(|| format!("connect to console socket {}", path.display()))?,
+        ),
         Io::ConsoleSocket(_) => Stdio::Inherit,
     })
 }
@@ -418,7 +524,11 @@ fn oci_state(rec: &ContainerRecord, status: Status) -> OciState<'_> {
         oci_version: "1.2.0",
         id: &rec.id,
         status: status.to_string(),
-        pid: if status == Status::Stopped { 0 } else { rec.pid },
+        pid: if status == Status::Stopped {
+            0
+        } else {
+            rec.pid
+        },
         bundle: &rec.bundle,
         rootfs: &rec.rootfs,
         created: &rec.created,
@@ -439,7 +549,11 @@ impl Container {
         let state = StateDir::open(root, id)?;
         let record = state.load()?;
         let status = current_status(&state, &record);
-        Ok(Container { state, record, status })
+        Ok(Container {
+            state,
+            record,
+            status,
+        })
     }
 
     /// The state JSON `runc state` prints.
@@ -448,11 +562,19 @@ impl Container {
     }
 
     fn cgroup(&self) -> Result<berth_cgroups::Cgroup> {
-        Ok(berth_cgroups::Cgroup::new(berth_cgroups::Hierarchy::detect()?, &self.record.cgroup_path)?)
+        Ok(berth_cgroups::Cgroup::new(
+            berth_cgroups::Hierarchy::detect()?,
+            &self.record.cgroup_path,
+        )?)
     }
 
     fn wrong_state(&self, action: &'static str, wanted: &'static str) -> RuntimeError {
-        RuntimeError::WrongState { id: self.record.id.clone(), status: self.status.to_string(), action, wanted }
+        RuntimeError::WrongState {
+            id: self.record.id.clone(),
+            status: self.status.to_string(),
+            action,
+            wanted,
+        }
     }
 }
 
@@ -468,7 +590,11 @@ fn current_status(state: &StateDir, rec: &ContainerRecord) -> Status {
         .and_then(|h| berth_cgroups::Cgroup::new(h, &rec.cgroup_path).ok())
         .and_then(|cg| cg.is_frozen().ok())
         .unwrap_or(false);
-    if frozen { Status::Paused } else { Status::Running }
+    if frozen {
+        Status::Paused
+    } else {
+        Status::Running
+    }
 }
 
 /// Lets the created container's init run its program; then runs poststart hooks.
@@ -505,10 +631,16 @@ fn release_fifo(c: &Container) -> Result<()> {
             Ok(1) => break,
             Ok(_) | Err(_) if !crate::state::is_alive(c.record.pid, c.record.pid_start_time) => {
                 let _ = std::fs::remove_file(&path);
-                return Err(RuntimeError::Init { message: format!("container {} init exited before start", c.record.id), exit_code: 1 });
+                return Err(RuntimeError::Init {
+                    message: format!("container {} init exited before start", c.record.id),
+                    exit_code: 1,
+                });
             }
             _ if Instant::now() > deadline => {
-                return Err(RuntimeError::Init { message: "container init did not answer start within 10s".into(), exit_code: 1 });
+                return Err(RuntimeError::Init {
+                    message: "container init did not answer start within 10s".into(),
+                    exit_code: 1,
+                });
             }
             _ => std::thread::sleep(Duration::from_micros(100)),
         }
@@ -539,7 +671,8 @@ pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
         }
         return Ok(());
     }
-    nix::sys::signal::kill(Pid::from_raw(c.record.pid), signal).context(|| format!("send {signal} to {}", c.record.pid))
+    nix::sys::signal::kill(Pid::from_raw(c.record.pid), signal)
+        .context(|| format!("send {signal} to {}", c.record.pid))
 }
 
 /// Removes a stopped (or, with `force`, any) container: kills what is left, removes its cgroup
@@ -561,8 +694,16 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         cg.destroy()?;
     }
     c.state.remove()?;
-    if let Some(hooks) = spec.as_ref().and_then(|s| s.hooks().as_ref()).and_then(|h| h.poststop().clone()) {
-        crate::hooks::run("poststop", &hooks, state_json(&c.record, Status::Stopped).as_bytes())?;
+    if let Some(hooks) = spec
+        .as_ref()
+        .and_then(|s| s.hooks().as_ref())
+        .and_then(|h| h.poststop().clone())
+    {
+        crate::hooks::run(
+            "poststop",
+            &hooks,
+            state_json(&c.record, Status::Stopped).as_bytes(),
+        )?;
     }
     Ok(())
 }
@@ -586,9 +727,14 @@ fn kill_and_wait(c: &Container) -> Result<()> {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while crate::state::is_alive(c.record.pid, c.record.pid_start_time) || !cg.pids().unwrap_or_default().is_empty() {
+    while crate::state::is_alive(c.record.pid, c.record.pid_start_time)
+        || !cg.pids().unwrap_or_default().is_empty()
+    {
         if Instant::now() > deadline {
-            return Err(RuntimeError::Init { message: format!("container {} did not die after SIGKILL", c.record.id), exit_code: 1 });
+            return Err(RuntimeError::Init {
+                message: format!("container {} did not die after SIGKILL", c.record.id),
+                exit_code: 1,
+            });
         }
         let _ = waitpid(Pid::from_raw(c.record.pid), Some(WaitPidFlag::WNOHANG));
         std::thread::sleep(Duration::from_millis(1));
@@ -655,14 +801,26 @@ pub fn exec(opts: ExecOptions) -> Result<(i32, Warnings)> {
     }
     let spec = c.state.load_spec()?;
     let linux = spec.linux().clone().unwrap_or_default();
-    let types = linux.namespaces().iter().flatten().fold(CloneFlags::empty(), |acc, n| acc | crate::namespaces::clone_flag(n.typ()));
+    let types = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .fold(CloneFlags::empty(), |acc, n| {
+            acc | crate::namespaces::clone_flag(n.typ())
+        });
     let namespaces = Namespaces::of_process(c.record.pid, types)?;
     let terminal = opts.process.terminal().unwrap_or(false);
     if terminal && !matches!(opts.io, Io::ConsoleSocket(_)) {
-        return Err(RuntimeError::InvalidSpec("a terminal needs --console-socket".into()));
+        return Err(RuntimeError::InvalidSpec(
+            "a terminal needs --console-socket".into(),
+        ));
     }
     let caps = CapabilitySets::from_spec(opts.process.capabilities().as_ref())?;
-    let warnings = caps.unavailable.iter().map(|c| format!("capability {c} was not granted")).collect();
+    let warnings = caps
+        .unavailable
+        .iter()
+        .map(|c| format!("capability {c} was not granted"))
+        .collect();
     let plan = InitPlan {
         spec: spec.clone(),
         process: opts.process.clone(),
@@ -670,7 +828,11 @@ pub fn exec(opts: ExecOptions) -> Result<(i32, Warnings)> {
         namespaces,
         cgroup: Some(c.cgroup()?),
         cgroup_view: CgroupView::default(),
-        seccomp: linux.seccomp().as_ref().map(crate::seccomp::compile).transpose()?,
+        seccomp: linux
+            .seccomp()
+            .as_ref()
+            .map(crate::seccomp::compile)
+            .transpose()?,
         caps,
         stdio: stdio_for(&opts.io, terminal)?,
         fifo: None,
@@ -681,8 +843,19 @@ pub fn exec(opts: ExecOptions) -> Result<(i32, Warnings)> {
     };
     let mut record = c.record.clone();
     let mut no_hooks = |_: i32, _: &mut ContainerRecord| Ok(String::new());
-    let mut cleanup = CleanupOnError { state: None, cgroup: None, pid: None };
-    let pid = spawn(plan, ProcessKind::Exec, &(None, None), &mut record, &mut no_hooks, &mut cleanup)?;
+    let mut cleanup = CleanupOnError {
+        state: None,
+        cgroup: None,
+        pid: None,
+    };
+    let pid = spawn(
+        plan,
+        ProcessKind::Exec,
+        &(None, None),
+        &mut record,
+        &mut no_hooks,
+        &mut cleanup,
+    )?;
     cleanup.disarm();
     if let Some(pid_file) = &opts.pid_file {
         crate::state::write_atomic(pid_file, pid.to_string().as_bytes())?;
@@ -736,11 +909,16 @@ fn reap(pid: i32) -> Result<Option<i32>> {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Ok(Some(code)),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => return Ok(Some(128 + sig as i32)),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
+                return Ok(Some(128 + sig as i32));
+            }
             Ok(WaitStatus::StillAlive) => return Ok(None),
             Ok(_) => continue,
             Err(nix::errno::Errno::ECHILD) => {
-                return Err(RuntimeError::Init { message: format!("process {pid} is not our child"), exit_code: 1 });
+                return Err(RuntimeError::Init {
+                    message: format!("process {pid} is not our child"),
+                    exit_code: 1,
+                });
             }
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e).context(|| "waitpid".into()),

@@ -6,22 +6,37 @@ use std::path::PathBuf;
 /// Everything the runtime can fail at.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("invalid container id {0:?}: use letters, digits, '_', '-' and '.', not starting with '.' or '-'")]
+    #[error(
+        "invalid container id {0:?}: use letters, digits, '_', '-' and '.', not starting with '.' or '-'"
+    )]
     InvalidId(String),
     #[error("container {0:?} does not exist")]
     NotFound(String),
     #[error("container with id {0:?} already exists")]
     Exists(String),
     #[error("container {id:?} is {status}: {action} needs it to be {wanted}")]
-    WrongState { id: String, status: String, action: &'static str, wanted: &'static str },
+    WrongState {
+        id: String,
+        status: String,
+        action: &'static str,
+        wanted: &'static str,
+    },
     #[error("invalid config {path}: {message}")]
     InvalidConfig { path: PathBuf, message: String },
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
     #[error("{context}: {source}")]
-    Io { context: String, #[source] source: std::io::Error },
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{context}: {source}")]
-    Sys { context: String, #[source] source: nix::Error },
+    Sys {
+        context: String,
+        #[source]
+        source: nix::Error,
+    },
     #[error("cgroups: {0}")]
     Cgroup(#[from] berth_cgroups::CgroupError),
     #[error("seccomp: {0}")]
@@ -32,7 +47,11 @@ pub enum RuntimeError {
     #[error("{message}")]
     Init { message: String, exit_code: i32 },
     #[error("hook {path} ({phase}): {message}")]
-    Hook { phase: &'static str, path: PathBuf, message: String },
+    Hook {
+        phase: &'static str,
+        path: PathBuf,
+        message: String,
+    },
 }
 
 impl RuntimeError {
@@ -54,12 +73,18 @@ pub trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, std::io::Error> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| RuntimeError::Io { context: context(), source })
+        self.map_err(|source| RuntimeError::Io {
+            context: context(),
+            source,
+        })
     }
 }
 
 impl<T> Context<T> for std::result::Result<T, nix::Error> {
     fn context(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| RuntimeError::Sys { context: context(), source })
+        self.map_err(|source| RuntimeError::Sys {
+            context: context(),
+            source,
+        })
     }
 }

@@ -17,14 +17,22 @@ pub fn run(phase: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<()>
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn run_one(phase: &'static str, hook: &Hook, state_json: &[u8]) -> Result<()> {
-    let fail = |message: String| RuntimeError::Hook { phase, path: hook.path().clone(), message };
+    let fail = |message: String| RuntimeError::Hook {
+        phase,
+        path: hook.path().clone(),
+        message,
+    };
     let args = hook.args().clone().unwrap_or_default();
     let mut cmd = Command::new(hook.path());
     if let Some(argv0) = args.first() {
         use std::os::unix::process::CommandExt;
         cmd.arg0(argv0);
     }
-    cmd.args(args.iter().skip(1)).env_clear().stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(args.iter().skip(1))
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     for kv in hook.env().iter().flatten() {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
@@ -35,7 +43,10 @@ fn run_one(phase: &'static str, hook: &Hook, state_json: &[u8]) -> Result<()> {
         // A hook that does not read its stdin is fine: ignore EPIPE.
         let _ = stdin.write_all(state_json);
     }
-    let limit = hook.timeout().map(|t| Duration::from_secs(t.max(1) as u64)).unwrap_or(DEFAULT_TIMEOUT);
+    let limit = hook
+        .timeout()
+        .map(|t| Duration::from_secs(t.max(1) as u64))
+        .unwrap_or(DEFAULT_TIMEOUT);
     let status = wait_bounded(&mut child, limit).map_err(|e| fail(e.to_string()))?;
     match status {
         Some(s) if s.success() => Ok(()),
@@ -45,7 +56,11 @@ fn run_one(phase: &'static str, hook: &Hook, state_json: &[u8]) -> Result<()> {
                 use std::io::Read;
                 let _ = e.read_to_string(&mut stderr);
             }
-            Err(fail(format!("{s}{}{}", if stderr.is_empty() { "" } else { ": " }, stderr.trim())))
+            Err(fail(format!(
+                "{s}{}{}",
+                if stderr.is_empty() { "" } else { ": " },
+                stderr.trim()
+            )))
         }
         None => {
             let _ = child.kill();
@@ -55,7 +70,10 @@ fn run_one(phase: &'static str, hook: &Hook, state_json: &[u8]) -> Result<()> {
     }
 }
 
-fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> std::io::Result<Option<std::process::ExitStatus>> {
+fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
     let deadline = Instant::now() + limit;
     let mut pause = Duration::from_micros(200);
     loop {

@@ -57,7 +57,8 @@ pub struct InitPlan {
 /// ones, and forks the process that will be the container's init (pid 1 in a new pid
 /// namespace). Never returns.
 pub fn bootstrap(plan: InitPlan, mut chan: Channel, kind: ProcessKind) -> ! {
-    let result = enter_namespaces(&plan, &mut chan).and_then(|()| fork_child(plan, &mut chan, kind));
+    let result =
+        enter_namespaces(&plan, &mut chan).and_then(|()| fork_child(plan, &mut chan, kind));
     if let Err(e) = result {
         report_and_exit(&mut chan, &e);
     }
@@ -82,7 +83,8 @@ fn enter_namespaces(plan: &InitPlan, chan: &mut Channel) -> Result<()> {
     }
     plan.namespaces.join_all()?;
     if plan.namespaces.new.contains(CloneFlags::CLONE_NEWUSER) {
-        nix::sched::unshare(CloneFlags::CLONE_NEWUSER).context(|| "create user namespace".into())?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
+            .context(|| "create user namespace".into())?;
         chan.send(&Message::MapIds)?;
         chan.expect(Message::IdsMapped, "runtime")?;
     }
@@ -103,17 +105,21 @@ fn enter_namespaces(plan: &InitPlan, chan: &mut Channel) -> Result<()> {
 fn fork_child(plan: InitPlan, chan: &mut Channel, kind: ProcessKind) -> Result<()> {
     // SAFETY: the runtime is single-threaded, so the child may run arbitrary code.
     match unsafe { nix::unistd::fork() }.context(|| "fork container process".into())? {
-        ForkResult::Parent { child } => chan.send(&Message::InitPid { pid: child.as_raw() }),
+        ForkResult::Parent { child } => chan.send(&Message::InitPid {
+            pid: child.as_raw(),
+        }),
         ForkResult::Child => {
             let mut chan = match chan.try_clone() {
                 Ok(c) => c,
                 // SAFETY: nothing to clean up in a child that cannot talk to its parent.
                 Err(_) => unsafe { libc::_exit(1) },
             };
-            let result = chan.expect(Message::Proceed, "runtime").and_then(|()| match kind {
-                ProcessKind::Init => init(plan, &mut chan),
-                ProcessKind::Exec => exec_process(plan, &mut chan),
-            });
+            let result = chan
+                .expect(Message::Proceed, "runtime")
+                .and_then(|()| match kind {
+                    ProcessKind::Init => init(plan, &mut chan),
+                    ProcessKind::Exec => exec_process(plan, &mut chan),
+                });
             let err = match result {
                 Ok(never) => match never {},
                 Err(e) => e,
@@ -124,7 +130,10 @@ fn fork_child(plan: InitPlan, chan: &mut Channel, kind: ProcessKind) -> Result<(
 }
 
 fn report_and_exit(chan: &mut Channel, err: &RuntimeError) -> ! {
-    let _ = chan.send(&Message::Error { message: err.to_string(), exit_code: err.exit_code() });
+    let _ = chan.send(&Message::Error {
+        message: err.to_string(),
+        exit_code: err.exit_code(),
+    });
     // SAFETY: _exit in a forked child.
     unsafe { libc::_exit(1) }
 }
@@ -133,7 +142,9 @@ fn report_and_exit(chan: &mut Channel, err: &RuntimeError) -> ! {
 fn init(plan: InitPlan, chan: &mut Channel) -> Result<std::convert::Infallible> {
     let has_mount_ns = plan.namespaces.has(CloneFlags::CLONE_NEWNS);
     if !has_mount_ns {
-        return Err(RuntimeError::InvalidSpec("a mount namespace is required".into()));
+        return Err(RuntimeError::InvalidSpec(
+            "a mount namespace is required".into(),
+        ));
     }
     setup_filesystem(&plan)?;
     let state_json = run_parent_hooks(&plan, chan)?;
@@ -174,7 +185,10 @@ fn setup_filesystem(plan: &InitPlan) -> Result<()> {
         rootfs::mount_entry(&root, m, &plan.cgroup_view)?;
     }
     let dev_is_bind = mounts.iter().any(|m| {
-        m.destination() == Path::new("/dev") && rootfs::parse_options(m.options().as_deref().unwrap_or(&[])).flags.contains(nix::mount::MsFlags::MS_BIND)
+        m.destination() == Path::new("/dev")
+            && rootfs::parse_options(m.options().as_deref().unwrap_or(&[]))
+                .flags
+                .contains(nix::mount::MsFlags::MS_BIND)
     });
     let bind_devices = plan.namespaces.has(CloneFlags::CLONE_NEWUSER);
     if !dev_is_bind {
@@ -198,16 +212,19 @@ fn run_parent_hooks(plan: &InitPlan, chan: &mut Channel) -> Result<String> {
     chan.send(&Message::RunHooks)?;
     match chan.recv()? {
         Some(Message::HooksDone { state }) => Ok(state),
-        Some(Message::Error { message, exit_code }) => Err(RuntimeError::Init { message, exit_code }),
+        Some(Message::Error { message, exit_code }) => {
+            Err(RuntimeError::Init { message, exit_code })
+        }
         Some(other) => Err(crate::sync::unexpected("runtime", &other)),
         None => Err(crate::sync::closed("runtime")),
     }
 }
 
 pub fn has_container_hooks(spec: &Spec) -> bool {
-    spec.hooks()
-        .as_ref()
-        .is_some_and(|h| h.create_container().as_ref().is_some_and(|v| !v.is_empty()) || h.start_container().as_ref().is_some_and(|v| !v.is_empty()))
+    spec.hooks().as_ref().is_some_and(|h| {
+        h.create_container().as_ref().is_some_and(|v| !v.is_empty())
+            || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
+    })
 }
 
 fn enter_root(plan: &InitPlan) -> Result<()> {
@@ -216,7 +233,10 @@ fn enter_root(plan: &InitPlan) -> Result<()> {
     }
     match rootfs::pivot(&plan.rootfs) {
         // pivot_root refuses a rootfs on ramfs/initramfs: fall back to MS_MOVE + chroot.
-        Err(RuntimeError::Sys { source: nix::errno::Errno::EINVAL, .. }) => rootfs::move_root(&plan.rootfs),
+        Err(RuntimeError::Sys {
+            source: nix::errno::Errno::EINVAL,
+            ..
+        }) => rootfs::move_root(&plan.rootfs),
         other => other,
     }
 }
@@ -232,7 +252,13 @@ fn finish_filesystem(plan: &InitPlan) -> Result<()> {
     }
     rootfs::mask_paths(linux.masked_paths().as_deref().unwrap_or(&[]))?;
     rootfs::readonly_paths(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
-    if plan.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if plan
+        .spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         rootfs::remount_root_readonly()?;
     }
     Ok(())
@@ -243,13 +269,16 @@ fn set_identity(spec: &Spec, ns: &Namespaces) -> Result<()> {
         || spec.domainname().as_deref().is_some_and(|d| !d.is_empty());
     if wants_names && !ns.has(CloneFlags::CLONE_NEWUTS) {
         // Without its own UTS namespace the container would rename the host.
-        return Err(RuntimeError::InvalidSpec("hostname and domainname need a uts namespace".into()));
+        return Err(RuntimeError::InvalidSpec(
+            "hostname and domainname need a uts namespace".into(),
+        ));
     }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).context(|| format!("set hostname {h:?}"))?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        let c = std::ffi::CString::new(d).map_err(|_| RuntimeError::InvalidSpec("domainname has a NUL".into()))?;
+        let c = std::ffi::CString::new(d)
+            .map_err(|_| RuntimeError::InvalidSpec("domainname has a NUL".into()))?;
         // SAFETY: setdomainname reads len bytes from a valid C string.
         nix::errno::Errno::result(unsafe { libc::setdomainname(c.as_ptr(), d.len()) })
             .context(|| format!("set domainname {d:?}"))?;
@@ -266,7 +295,9 @@ fn prepare_process(plan: &InitPlan) -> Result<ExecArgs> {
         process::set_oom_score_adj(score)?;
     }
     let args = plan.process.args().clone().unwrap_or_default();
-    let program = args.first().ok_or_else(|| RuntimeError::InvalidSpec("process.args is empty".into()))?;
+    let program = args
+        .first()
+        .ok_or_else(|| RuntimeError::InvalidSpec("process.args is empty".into()))?;
     let env = plan.process.env().clone().unwrap_or_default();
     let path = process::find_executable(program, &env)?;
     process::enter_cwd(plan.process.cwd())?;
@@ -278,7 +309,9 @@ fn prepare_process(plan: &InitPlan) -> Result<ExecArgs> {
 fn setup_stdio(stdio: &Stdio) -> Result<()> {
     match stdio {
         Stdio::Inherit => Ok(()),
-        Stdio::Fds(fds) => crate::tty::dup_stdio(&[fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()]),
+        Stdio::Fds(fds) => {
+            crate::tty::dup_stdio(&[fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd()])
+        }
         Stdio::Console(socket) => {
             let (master, slave) = crate::tty::open_pty()?;
             crate::tty::send_fd(socket, &master, "/dev/ptmx")?;
@@ -306,10 +339,15 @@ fn drop_privileges(plan: &InitPlan) -> Result<()> {
 
 /// Blocks on the exec fifo until `start` opens it, then tells `start` we are going.
 fn wait_for_start(plan: &InitPlan) -> Result<()> {
-    let Some(fifo) = &plan.fifo else { return Ok(()) };
+    let Some(fifo) = &plan.fifo else {
+        return Ok(());
+    };
     use std::io::Write;
     let path = rootfs::fd_path(fifo);
-    let mut f = std::fs::OpenOptions::new().write(true).open(&path).context(|| "open exec fifo".into())?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .context(|| "open exec fifo".into())?;
     f.write_all(b"0").context(|| "write exec fifo".into())
 }
 

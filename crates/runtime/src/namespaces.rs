@@ -22,7 +22,10 @@ pub struct Namespaces {
 
 impl Default for Namespaces {
     fn default() -> Self {
-        Namespaces { new: CloneFlags::empty(), join: Vec::new() }
+        Namespaces {
+            new: CloneFlags::empty(),
+            join: Vec::new(),
+        }
     }
 }
 
@@ -34,7 +37,10 @@ impl Namespaces {
         for entry in list {
             let flag = clone_flag(entry.typ());
             if seen.contains(flag) {
-                return Err(RuntimeError::InvalidSpec(format!("namespace {:?} is listed twice", entry.typ())));
+                return Err(RuntimeError::InvalidSpec(format!(
+                    "namespace {:?} is listed twice",
+                    entry.typ()
+                )));
             }
             seen |= flag;
             match entry.path() {
@@ -42,7 +48,8 @@ impl Namespaces {
                 None => ns.new |= flag,
             }
         }
-        ns.join.sort_by_key(|(flag, _)| *flag != CloneFlags::CLONE_NEWUSER);
+        ns.join
+            .sort_by_key(|(flag, _)| *flag != CloneFlags::CLONE_NEWUSER);
         Ok(ns)
     }
 
@@ -58,7 +65,8 @@ impl Namespaces {
     /// Joins every namespace opened from a path.
     pub fn join_all(&self) -> Result<()> {
         for (flag, fd) in &self.join {
-            nix::sched::setns(fd, *flag).context(|| format!("join {} namespace", flag_name(*flag)))?;
+            nix::sched::setns(fd, *flag)
+                .context(|| format!("join {} namespace", flag_name(*flag)))?;
         }
         Ok(())
     }
@@ -123,12 +131,21 @@ pub fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
 }
 
 pub fn flag_name(flag: CloneFlags) -> &'static str {
-    ORDER.iter().find(|(f, _)| *f == flag).map(|(_, n)| *n).unwrap_or("time")
+    ORDER
+        .iter()
+        .find(|(f, _)| *f == flag)
+        .map(|(_, n)| *n)
+        .unwrap_or("time")
 }
 
 /// The namespace type names `features` reports.
 pub fn names() -> Vec<String> {
-    ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"].iter().map(|s| s.to_string()).collect()
+    [
+        "cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 #[cfg(test)]
@@ -146,7 +163,11 @@ mod tests {
         let n = ns(r#"[{"type":"pid"},{"type":"network","path":"/proc/self/ns/net"},{"type":"user","path":"/proc/self/ns/user"}]"#).unwrap();
         assert_eq!(n.new, CloneFlags::CLONE_NEWPID);
         assert_eq!(n.join.len(), 2);
-        assert_eq!(n.join[0].0, CloneFlags::CLONE_NEWUSER, "the user namespace is joined first");
+        assert_eq!(
+            n.join[0].0,
+            CloneFlags::CLONE_NEWUSER,
+            "the user namespace is joined first"
+        );
         assert!(n.has(CloneFlags::CLONE_NEWNET));
     }
 

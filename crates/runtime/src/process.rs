@@ -31,7 +31,8 @@ pub struct CapabilitySets {
 impl CapabilitySets {
     /// Converts the config's sets, dropping what the runtime's own bounding set cannot grant.
     pub fn from_spec(spec: Option<&LinuxCapabilities>) -> Result<CapabilitySets> {
-        let own = caps::read(None, CapSet::Bounding).map_err(|e| caps_error("read bounding set", e))?;
+        let own =
+            caps::read(None, CapSet::Bounding).map_err(|e| caps_error("read bounding set", e))?;
         let mut unavailable = HashSet::new();
         let mut convert = |set: Option<&oci_spec::runtime::Capabilities>| -> Result<CapsHashSet> {
             let mut out = CapsHashSet::new();
@@ -58,7 +59,10 @@ impl CapabilitySets {
         };
         let mut unavailable: Vec<String> = unavailable.into_iter().collect();
         unavailable.sort();
-        Ok(CapabilitySets { unavailable, ..sets })
+        Ok(CapabilitySets {
+            unavailable,
+            ..sets
+        })
     }
 }
 
@@ -67,21 +71,35 @@ fn convert_cap(cap: &oci_spec::runtime::Capability) -> Result<Capability> {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    Capability::from_str(&name).map_err(|_| RuntimeError::InvalidSpec(format!("unknown capability {name:?}")))
+    Capability::from_str(&name)
+        .map_err(|_| RuntimeError::InvalidSpec(format!("unknown capability {name:?}")))
 }
 
 fn caps_error(what: &str, e: caps::errors::CapsError) -> RuntimeError {
-    RuntimeError::Init { message: format!("{what}: {e}"), exit_code: 1 }
+    RuntimeError::Init {
+        message: format!("{what}: {e}"),
+        exit_code: 1,
+    }
 }
 
 /// Applies every rlimit of the process.
 pub fn set_rlimits(rlimits: &[PosixRlimit]) -> Result<()> {
     for r in rlimits {
         let resource = rlimit_resource(r.typ());
-        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
         // SAFETY: setrlimit reads a valid rlimit struct; the resource id comes from a fixed table.
         let rc = unsafe { libc::setrlimit(resource, &lim) };
-        Errno::result(rc).context(|| format!("setrlimit {:?} soft {} hard {}", r.typ(), r.soft(), r.hard()))?;
+        Errno::result(rc).context(|| {
+            format!(
+                "setrlimit {:?} soft {} hard {}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            )
+        })?;
     }
     Ok(())
 }
@@ -114,17 +132,28 @@ pub fn set_oom_score_adj(value: i32) -> Result<()> {
         .write(true)
         .open("/proc/self/oom_score_adj")
         .context(|| "open /proc/self/oom_score_adj".into())?;
-    crate::rootfs::ensure_procfs(&std::os::fd::OwnedFd::from(file.try_clone().context(|| "dup".into())?), "/proc/self/oom_score_adj")?;
-    (&file).write_all(value.to_string().as_bytes()).context(|| format!("set oom_score_adj to {value}"))
+    crate::rootfs::ensure_procfs(
+        &std::os::fd::OwnedFd::from(file.try_clone().context(|| "dup".into())?),
+        "/proc/self/oom_score_adj",
+    )?;
+    (&file)
+        .write_all(value.to_string().as_bytes())
+        .context(|| format!("set oom_score_adj to {value}"))
 }
 
 /// Switches to the process's uid, gid and supplementary groups, keeping capabilities across the
 /// uid change so [`apply_capabilities`] can set exactly the configured ones afterwards.
 pub fn set_user(user: &User) -> Result<()> {
     // SAFETY: prctl(PR_SET_KEEPCAPS) takes plain integers.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }).context(|| "keep capabilities".into())?;
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) })
+        .context(|| "keep capabilities".into())?;
     let gid = Gid::from_raw(user.gid());
-    let groups: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     match nix::unistd::setgroups(&groups) {
         // Refused in a user namespace whose setgroups is "deny": only an error if groups were asked for.
         Err(Errno::EPERM) if groups.is_empty() => {}
@@ -166,11 +195,14 @@ pub fn apply_capabilities(sets: &CapabilitySets) -> Result<()> {
     // shrink inheritable and effective while permitted is still full, then permitted.
     caps::set(None, CapSet::Inheritable, &sets.inheritable)
         .map_err(|e| caps_error("set inheritable capabilities", e))?;
-    caps::set(None, CapSet::Effective, &sets.effective).map_err(|e| caps_error("set effective capabilities", e))?;
-    caps::set(None, CapSet::Permitted, &sets.permitted).map_err(|e| caps_error("set permitted capabilities", e))?;
+    caps::set(None, CapSet::Effective, &sets.effective)
+        .map_err(|e| caps_error("set effective capabilities", e))?;
+    caps::set(None, CapSet::Permitted, &sets.permitted)
+        .map_err(|e| caps_error("set permitted capabilities", e))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| caps_error("clear ambient capabilities", e))?;
     for cap in &sets.ambient {
-        caps::raise(None, CapSet::Ambient, *cap).map_err(|e| caps_error(&format!("raise ambient {cap}"), e))?;
+        caps::raise(None, CapSet::Ambient, *cap)
+            .map_err(|e| caps_error(&format!("raise ambient {cap}"), e))?;
     }
     Ok(())
 }
@@ -178,7 +210,8 @@ pub fn apply_capabilities(sets: &CapabilitySets) -> Result<()> {
 /// PR_SET_NO_NEW_PRIVS: setuid bits and file capabilities grant nothing after execve.
 pub fn set_no_new_privileges() -> Result<()> {
     // SAFETY: prctl with integer arguments.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }).context(|| "set no_new_privs".into())?;
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+        .context(|| "set no_new_privs".into())?;
     Ok(())
 }
 
@@ -186,15 +219,24 @@ pub fn set_no_new_privileges() -> Result<()> {
 /// `/proc/<pid>/exe` while it still runs runtime code (CVE-2019-5736, CVE-2016-9962).
 pub fn set_dumpable(dumpable: bool) -> Result<()> {
     // SAFETY: prctl with integer arguments.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(dumpable), 0, 0, 0) })
-        .context(|| "set dumpable".into())?;
+    Errno::result(unsafe {
+        libc::prctl(
+            libc::PR_SET_DUMPABLE,
+            libc::c_ulong::from(dumpable),
+            0,
+            0,
+            0,
+        )
+    })
+    .context(|| "set dumpable".into())?;
     Ok(())
 }
 
 /// The working directory, checked to be inside the container: a leaked host fd used as
 /// `cwd` (`/proc/self/fd/N`) must not put the process on the host filesystem (CVE-2024-21626).
 pub fn enter_cwd(cwd: &Path) -> Result<()> {
-    nix::unistd::chdir(cwd).context(|| format!("chdir to cwd {:?} set in config.json", cwd.display()))?;
+    nix::unistd::chdir(cwd)
+        .context(|| format!("chdir to cwd {:?} set in config.json", cwd.display()))?;
     match nix::unistd::getcwd() {
         Ok(p) if p.is_absolute() => Ok(()),
         _ => Err(RuntimeError::Init {
@@ -271,28 +313,59 @@ pub struct ExecArgs {
 
 impl ExecArgs {
     pub fn new(path: &Path, process: &Process) -> Result<ExecArgs> {
-        let c = |s: &str| CString::new(s).map_err(|_| RuntimeError::InvalidSpec(format!("{s:?} contains a NUL byte")));
+        let c = |s: &str| {
+            CString::new(s)
+                .map_err(|_| RuntimeError::InvalidSpec(format!("{s:?} contains a NUL byte")))
+        };
         Ok(ExecArgs {
             path: crate::rootfs::cstring(path)?,
-            argv: process.args().iter().flatten().map(|a| c(a)).collect::<Result<_>>()?,
-            envp: process.env().iter().flatten().map(|e| c(e)).collect::<Result<_>>()?,
+            argv: process
+                .args()
+                .iter()
+                .flatten()
+                .map(|a| c(a))
+                .collect::<Result<_>>()?,
+            envp: process
+                .env()
+                .iter()
+                .flatten()
+                .map(|e| c(e))
+                .collect::<Result<_>>()?,
         })
     }
 
     /// Replaces the process image. Returns only on failure.
     pub fn exec(&self) -> RuntimeError {
-        let err = nix::unistd::execve(&self.path, &self.argv, &self.envp).err().unwrap_or(Errno::EINVAL);
+        let err = nix::unistd::execve(&self.path, &self.argv, &self.envp)
+            .err()
+            .unwrap_or(Errno::EINVAL);
         let exit_code = if err == Errno::ENOENT { 127 } else { 126 };
-        RuntimeError::Init { message: format!("exec {:?}: {err}", self.path), exit_code }
+        RuntimeError::Init {
+            message: format!("exec {:?}: {err}", self.path),
+            exit_code,
+        }
     }
 }
 
 /// The rlimit types an OCI config may use, for `features`.
 pub fn rlimit_names() -> Vec<String> {
     [
-        "RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_LOCKS",
-        "RLIMIT_MEMLOCK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_RSS",
-        "RLIMIT_RTPRIO", "RLIMIT_RTTIME", "RLIMIT_SIGPENDING", "RLIMIT_STACK",
+        "RLIMIT_AS",
+        "RLIMIT_CORE",
+        "RLIMIT_CPU",
+        "RLIMIT_DATA",
+        "RLIMIT_FSIZE",
+        "RLIMIT_LOCKS",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_NOFILE",
+        "RLIMIT_NPROC",
+        "RLIMIT_RSS",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_STACK",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -311,15 +384,26 @@ mod tests {
         let missing = find_executable("no-such-program-berth", &env).unwrap_err();
         assert_eq!(missing.exit_code(), 127);
         assert!(missing.to_string().contains("executable file not found"));
-        assert_eq!(find_executable("/etc/hostname", &env).unwrap_err().exit_code(), 126);
-        assert_eq!(find_executable("/nonexistent/x", &env).unwrap_err().exit_code(), 127);
+        assert_eq!(
+            find_executable("/etc/hostname", &env)
+                .unwrap_err()
+                .exit_code(),
+            126
+        );
+        assert_eq!(
+            find_executable("/nonexistent/x", &env)
+                .unwrap_err()
+                .exit_code(),
+            127
+        );
     }
 
     #[test]
     fn unknown_capability_names_do_not_parse() {
         let json = r#"{"bounding":["CAP_CHOWN","CAP_NOT_A_THING"]}"#;
         assert!(serde_json::from_str::<LinuxCapabilities>(json).is_err());
-        let ok: LinuxCapabilities = serde_json::from_str(r#"{"bounding":["CAP_CHOWN"],"effective":["CAP_KILL"]}"#).unwrap();
+        let ok: LinuxCapabilities =
+            serde_json::from_str(r#"{"bounding":["CAP_CHOWN"],"effective":["CAP_KILL"]}"#).unwrap();
         let sets = CapabilitySets::from_spec(Some(&ok)).unwrap();
         assert!(sets.bounding.contains(&Capability::CAP_CHOWN));
         assert!(sets.effective.contains(&Capability::CAP_KILL));

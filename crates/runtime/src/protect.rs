@@ -6,7 +6,7 @@
 //! of copying the binary into a sealed memfd for every container.
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
@@ -18,7 +18,8 @@ const MARKER: &str = "_BERTH_RO_EXE";
 
 /// True when the running binary cannot be written through `/proc/self/exe`.
 pub fn exe_is_readonly() -> bool {
-    nix::sys::statvfs::statvfs("/proc/self/exe").is_ok_and(|s| s.flags().contains(FsFlags::ST_RDONLY))
+    nix::sys::statvfs::statvfs("/proc/self/exe")
+        .is_ok_and(|s| s.flags().contains(FsFlags::ST_RDONLY))
 }
 
 /// Re-executes the current process from a read-only bind mount of its own binary, unless it
@@ -31,7 +32,10 @@ pub fn reexec_from_readonly_binary() -> Result<()> {
         return Ok(());
     }
     if std::env::var_os(MARKER).is_some() {
-        return Err(RuntimeError::Init { message: "could not run from a read-only copy of the runtime binary".into(), exit_code: 1 });
+        return Err(RuntimeError::Init {
+            message: "could not run from a read-only copy of the runtime binary".into(),
+            exit_code: 1,
+        });
     }
     let exe = std::fs::read_link("/proc/self/exe").context(|| "read /proc/self/exe".into())?;
     mount_readonly_copy(&exe)?;
@@ -39,10 +43,17 @@ pub fn reexec_from_readonly_binary() -> Result<()> {
 }
 
 fn mount_readonly_copy(exe: &Path) -> Result<()> {
-    nix::sched::unshare(CloneFlags::CLONE_NEWNS).context(|| "create private mount namespace".into())?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS)
+        .context(|| "create private mount namespace".into())?;
     // rslave: the host's later mounts still reach us, ours never reach the host.
-    nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .context(|| "make / rslave".into())?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context(|| "make / rslave".into())?;
     nix::mount::mount(Some(exe), exe, None::<&str>, MsFlags::MS_BIND, None::<&str>)
         .context(|| format!("bind {}", exe.display()))?;
     nix::mount::mount(
@@ -55,12 +66,20 @@ fn mount_readonly_copy(exe: &Path) -> Result<()> {
     .context(|| format!("remount {} read-only", exe.display()))
 }
 
-fn exec_self(exe: &PathBuf) -> Result<()> {
-    let to_c = |s: String| CString::new(s).map_err(|_| RuntimeError::InvalidSpec("argument contains a NUL byte".into()));
+fn exec_self(exe: &Path) -> Result<()> {
+    let to_c = |s: String| {
+        CString::new(s)
+            .map_err(|_| RuntimeError::InvalidSpec("argument contains a NUL byte".into()))
+    };
     let argv: Vec<CString> = std::env::args().map(to_c).collect::<Result<_>>()?;
-    let mut envp: Vec<CString> = std::env::vars().map(|(k, v)| to_c(format!("{k}={v}"))).collect::<Result<_>>()?;
+    let mut envp: Vec<CString> = std::env::vars()
+        .map(|(k, v)| to_c(format!("{k}={v}")))
+        .collect::<Result<_>>()?;
     envp.push(to_c(format!("{MARKER}=1"))?);
     let path = crate::rootfs::cstring(exe)?;
     let err = nix::unistd::execve(&path, &argv, &envp).err();
-    Err(RuntimeError::Init { message: format!("re-exec {}: {err:?}", exe.display()), exit_code: 1 })
+    Err(RuntimeError::Init {
+        message: format!("re-exec {}: {err:?}", exe.display()),
+        exit_code: 1,
+    })
 }

@@ -45,18 +45,33 @@ pub fn prepare_root(rootfs: &Path, propagation: Option<&str>) -> Result<()> {
             .ok_or_else(|| RuntimeError::InvalidSpec(format!("unknown rootfsPropagation {p:?}")))?,
         None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
-    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).context(|| "set propagation of /".into())?;
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .context(|| "set propagation of /".into())?;
     // pivot_root needs the new root to be a mount point, and a private parent keeps the
     // old root's mounts from following us.
     make_parent_private(rootfs)?;
-    mount(Some(rootfs), rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .context(|| format!("bind mount rootfs {}", rootfs.display()))
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context(|| format!("bind mount rootfs {}", rootfs.display()))
 }
 
 // pivot_root(2) fails with EINVAL when the new root's parent mount is shared.
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let Some(mountpoint) = mount_point_of(rootfs.parent().unwrap_or(Path::new("/"))) else { return Ok(()) };
-    match mount(None::<&str>, &mountpoint, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>) {
+    let Some(mountpoint) = mount_point_of(rootfs.parent().unwrap_or(Path::new("/"))) else {
+        return Ok(());
+    };
+    match mount(
+        None::<&str>,
+        &mountpoint,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    ) {
         Ok(()) | Err(Errno::EINVAL) => Ok(()),
         Err(e) => Err(e).context(|| format!("make {} private", mountpoint.display())),
     }
@@ -73,13 +88,22 @@ fn mount_point_of(path: &Path) -> Option<PathBuf> {
 }
 
 fn unescape_mountinfo(s: &str) -> PathBuf {
-    PathBuf::from(s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\"))
+    PathBuf::from(
+        s.replace("\\040", " ")
+            .replace("\\011", "\t")
+            .replace("\\012", "\n")
+            .replace("\\134", "\\"),
+    )
 }
 
 /// Opens the rootfs as the anchor every in-container path is resolved against.
 pub fn open_root(rootfs: &Path) -> Result<OwnedFd> {
-    nix::fcntl::open(rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .context(|| format!("open rootfs {}", rootfs.display()))
+    nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context(|| format!("open rootfs {}", rootfs.display()))
 }
 
 /// Resolves `path` inside `root` as if `root` were `/`; symlinks cannot leave it.
@@ -92,7 +116,11 @@ pub fn resolve_in_root(root: &OwnedFd, path: &Path, extra: ResolveFlag) -> nix::
 
 fn relative(path: &Path) -> &Path {
     let rel = path.strip_prefix("/").unwrap_or(path);
-    if rel.as_os_str().is_empty() { Path::new(".") } else { rel }
+    if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    }
 }
 
 /// `/proc/self/fd/N` for an fd, the way to hand a resolved path to mount(2).
@@ -111,16 +139,26 @@ pub enum Kind {
 /// component is resolved inside the root, so symlinks in the image stay in the image.
 pub fn mkdir_all_in_root(root: &OwnedFd, path: &Path, last: Kind) -> Result<OwnedFd> {
     let mut done = PathBuf::from("/");
-    let mut parent = resolve_in_root(root, &done, ResolveFlag::empty()).context(|| "open rootfs".into())?;
-    let components: Vec<_> = path.components().filter(|c| matches!(c, Component::Normal(_))).collect();
+    let mut parent =
+        resolve_in_root(root, &done, ResolveFlag::empty()).context(|| "open rootfs".into())?;
+    let components: Vec<_> = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
     for (i, comp) in components.iter().enumerate() {
         done.push(comp);
         let is_last = i + 1 == components.len();
         parent = match resolve_in_root(root, &done, ResolveFlag::empty()) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
-                create_entry(&parent, comp.as_os_str(), if is_last { last } else { Kind::Dir }, &done)?;
-                resolve_in_root(root, &done, ResolveFlag::empty()).context(|| format!("open {}", done.display()))?
+                create_entry(
+                    &parent,
+                    comp.as_os_str(),
+                    if is_last { last } else { Kind::Dir },
+                    &done,
+                )?;
+                resolve_in_root(root, &done, ResolveFlag::empty())
+                    .context(|| format!("open {}", done.display()))?
             }
             Err(e) => return Err(e).context(|| format!("resolve {} in rootfs", done.display())),
         };
@@ -148,8 +186,12 @@ fn create_entry(parent: &OwnedFd, name: &std::ffi::OsStr, kind: Kind, shown: &Pa
 }
 
 fn reopen_dir(fd: &OwnedFd) -> Result<OwnedFd> {
-    nix::fcntl::open(&fd_path(fd), OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .context(|| "reopen directory".into())
+    nix::fcntl::open(
+        &fd_path(fd),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context(|| "reopen directory".into())
 }
 
 /// Mount flags and propagation parsed from OCI mount options.
@@ -237,7 +279,10 @@ fn propagation_flag(opt: &str) -> Option<MsFlags> {
 pub fn mount_entry(root: &OwnedFd, m: &Mount, cgroups: &CgroupView) -> Result<()> {
     let dest = m.destination();
     if !dest.is_absolute() {
-        return Err(RuntimeError::InvalidSpec(format!("mount destination {} is not absolute", dest.display())));
+        return Err(RuntimeError::InvalidSpec(format!(
+            "mount destination {} is not absolute",
+            dest.display()
+        )));
     }
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -263,14 +308,27 @@ fn mount_fs(root: &OwnedFd, m: &Mount, typ: &str, opts: &MountOptions) -> Result
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = opts.data.join(",");
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
-    let result = mount(Some(&source), &fd_path(&target), Some(typ), flags, some_str(&data));
+    let result = mount(
+        Some(&source),
+        &fd_path(&target),
+        Some(typ),
+        flags,
+        some_str(&data),
+    );
     match result {
         // sysfs cannot be mounted in a user namespace that does not own the network namespace:
         // fall back to a read-only recursive bind of the host's /sys, as runc does.
         Err(Errno::EPERM) if typ == "sysfs" => {
-            mount(Some("/sys"), &fd_path(&target), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .context(|| format!("bind /sys at {}", dest.display()))?;
-            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(
+                Some("/sys"),
+                &fd_path(&target),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .context(|| format!("bind /sys at {}", dest.display()))?;
+            let flags =
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             remount(&target_after_mount(root, dest)?, dest, flags)
         }
         other => other.context(|| format!("mount {typ} at {}", dest.display())),
@@ -283,18 +341,25 @@ fn mount_fs(root: &OwnedFd, m: &Mount, typ: &str, opts: &MountOptions) -> Result
 
 fn mount_bind(root: &OwnedFd, m: &Mount, opts: &MountOptions) -> Result<()> {
     let dest = m.destination();
-    let source = m
-        .source()
-        .clone()
-        .ok_or_else(|| RuntimeError::InvalidSpec(format!("bind mount to {} has no source", dest.display())))?;
-    let meta = std::fs::metadata(&source).context(|| format!("bind mount source {}", source.display()))?;
+    let source = m.source().clone().ok_or_else(|| {
+        RuntimeError::InvalidSpec(format!("bind mount to {} has no source", dest.display()))
+    })?;
+    let meta =
+        std::fs::metadata(&source).context(|| format!("bind mount source {}", source.display()))?;
     let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
     let target = mkdir_all_in_root(root, dest, kind)?;
     let rec = opts.flags & MsFlags::MS_REC;
-    mount(Some(&source), &fd_path(&target), None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
-        .context(|| format!("bind mount {} at {}", source.display(), dest.display()))?;
+    mount(
+        Some(&source),
+        &fd_path(&target),
+        None::<&str>,
+        MsFlags::MS_BIND | rec,
+        None::<&str>,
+    )
+    .context(|| format!("bind mount {} at {}", source.display(), dest.display()))?;
     // The bind mount is a new mount on the same path: resolve again to get a handle on it.
-    let target = resolve_in_root(root, dest, ResolveFlag::empty()).context(|| format!("reopen {}", dest.display()))?;
+    let target = resolve_in_root(root, dest, ResolveFlag::empty())
+        .context(|| format!("reopen {}", dest.display()))?;
     let wanted = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !wanted.is_empty() {
         remount(&target, dest, wanted)?;
@@ -318,7 +383,9 @@ fn remount(target: &OwnedFd, dest: &Path, flags: MsFlags) -> Result<()> {
 
 fn locked_flags(target: &OwnedFd) -> MsFlags {
     use nix::sys::statvfs::{FsFlags, fstatvfs};
-    let Ok(st) = fstatvfs(target) else { return MsFlags::empty() };
+    let Ok(st) = fstatvfs(target) else {
+        return MsFlags::empty();
+    };
     let f = st.flags();
     let pairs = [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
@@ -328,13 +395,22 @@ fn locked_flags(target: &OwnedFd) -> MsFlags {
         (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
         (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
     ];
-    pairs.iter().filter(|(s, _)| f.contains(*s)).fold(MsFlags::empty(), |acc, (_, m)| acc | *m)
+    pairs
+        .iter()
+        .filter(|(s, _)| f.contains(*s))
+        .fold(MsFlags::empty(), |acc, (_, m)| acc | *m)
 }
 
 fn apply_propagation(target: &OwnedFd, dest: &Path, propagation: &[MsFlags]) -> Result<()> {
     for p in propagation {
-        mount(None::<&str>, &fd_path(target), None::<&str>, *p, None::<&str>)
-            .context(|| format!("set propagation {p:?} on {}", dest.display()))?;
+        mount(
+            None::<&str>,
+            &fd_path(target),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .context(|| format!("set propagation {p:?} on {}", dest.display()))?;
     }
     Ok(())
 }
@@ -351,8 +427,14 @@ fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, view: &CgroupV
         }
         return Ok(());
     }
-    mount(Some("tmpfs"), &fd_path(&target), Some("tmpfs"), base, Some("mode=755"))
-        .context(|| format!("mount tmpfs for cgroups at {}", dest.display()))?;
+    mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .context(|| format!("mount tmpfs for cgroups at {}", dest.display()))?;
     for dir in &view.dirs {
         let sub = dest.join(&dir.name);
         bind_cgroup_dir(root, &sub, &dir.host_dir, base | ro)?;
@@ -366,20 +448,33 @@ fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, view: &CgroupV
     }
     if !ro.is_empty() {
         let target = target_after_mount(root, dest)?;
-        mount(None::<&str>, &fd_path(&target), None::<&str>, MsFlags::MS_REMOUNT | base | ro, Some("mode=755"))
-            .context(|| format!("remount {} read-only", dest.display()))?;
+        mount(
+            None::<&str>,
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_REMOUNT | base | ro,
+            Some("mode=755"),
+        )
+        .context(|| format!("remount {} read-only", dest.display()))?;
     }
     Ok(())
 }
 
 fn target_after_mount(root: &OwnedFd, dest: &Path) -> Result<OwnedFd> {
-    resolve_in_root(root, dest, ResolveFlag::empty()).context(|| format!("reopen {}", dest.display()))
+    resolve_in_root(root, dest, ResolveFlag::empty())
+        .context(|| format!("reopen {}", dest.display()))
 }
 
 fn bind_cgroup_dir(root: &OwnedFd, dest: &Path, host_dir: &Path, flags: MsFlags) -> Result<()> {
     let target = mkdir_all_in_root(root, dest, Kind::Dir)?;
-    mount(Some(host_dir), &fd_path(&target), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .context(|| format!("bind cgroup {} at {}", host_dir.display(), dest.display()))?;
+    mount(
+        Some(host_dir),
+        &fd_path(&target),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context(|| format!("bind cgroup {} at {}", host_dir.display(), dest.display()))?;
     remount(&target_after_mount(root, dest)?, dest, flags)
 }
 
@@ -411,38 +506,68 @@ pub fn default_devices() -> Vec<LinuxDevice> {
 pub fn create_device(root: &OwnedFd, d: &LinuxDevice, bind: bool) -> Result<()> {
     let path = d.path();
     if !path.starts_with("/dev") {
-        return Err(RuntimeError::InvalidSpec(format!("device {} is not under /dev", path.display())));
+        return Err(RuntimeError::InvalidSpec(format!(
+            "device {} is not under /dev",
+            path.display()
+        )));
     }
     if let Some(parent) = path.parent() {
         mkdir_all_in_root(root, parent, Kind::Dir)?;
     }
     if bind {
         let target = mkdir_all_in_root(root, path, Kind::File)?;
-        return mount(Some(path), &fd_path(&target), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .context(|| format!("bind device {}", path.display()));
+        return mount(
+            Some(path),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .context(|| format!("bind device {}", path.display()));
     }
     let kind = match d.typ() {
         LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
         LinuxDeviceType::B => SFlag::S_IFBLK,
         LinuxDeviceType::P => SFlag::S_IFIFO,
         LinuxDeviceType::A => {
-            return Err(RuntimeError::InvalidSpec(format!("device {} has type 'a'", path.display())));
+            return Err(RuntimeError::InvalidSpec(format!(
+                "device {} has type 'a'",
+                path.display()
+            )));
         }
     };
     let parent = mkdir_all_in_root(root, path.parent().unwrap_or(Path::new("/dev")), Kind::Dir)?;
     let parent = reopen_dir(&parent)?;
-    let name = path.file_name().ok_or_else(|| RuntimeError::InvalidSpec(format!("bad device path {}", path.display())))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| RuntimeError::InvalidSpec(format!("bad device path {}", path.display())))?;
     let mode = Mode::from_bits_truncate(d.file_mode().unwrap_or(0o666));
     let rdev = makedev(d.major() as u64, d.minor() as u64);
-    match nix::unistd::unlinkat(parent.as_fd(), name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+    match nix::unistd::unlinkat(
+        parent.as_fd(),
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    ) {
         Ok(()) | Err(Errno::ENOENT) => {}
         Err(e) => return Err(e).context(|| format!("replace {}", path.display())),
     }
-    mknodat(parent.as_fd(), name, kind, mode, rdev).context(|| format!("mknod {}", path.display()))?;
+    mknodat(parent.as_fd(), name, kind, mode, rdev)
+        .context(|| format!("mknod {}", path.display()))?;
     // mknod applies the umask; the config's mode and owner are what the container must see.
-    nix::sys::stat::fchmodat(parent.as_fd(), name, mode, nix::sys::stat::FchmodatFlags::NoFollowSymlink)
-        .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })
-        .context(|| format!("chmod {}", path.display()))?;
+    nix::sys::stat::fchmodat(
+        parent.as_fd(),
+        name,
+        mode,
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .or_else(|e| {
+        if e == Errno::EOPNOTSUPP {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })
+    .context(|| format!("chmod {}", path.display()))?;
     nix::unistd::fchownat(
         parent.as_fd(),
         name,
@@ -478,17 +603,31 @@ pub fn create_dev_symlinks(root: &OwnedFd) -> Result<()> {
 
 /// Switches the process's root to `rootfs` with pivot_root and detaches the old root.
 pub fn pivot(rootfs: &Path) -> Result<()> {
-    let old = nix::fcntl::open("/", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .context(|| "open old root".into())?;
-    let new = nix::fcntl::open(rootfs, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .context(|| format!("open {}", rootfs.display()))?;
+    let old = nix::fcntl::open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context(|| "open old root".into())?;
+    let new = nix::fcntl::open(
+        rootfs,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context(|| format!("open {}", rootfs.display()))?;
     fchdir(&new).context(|| "chdir to rootfs".into())?;
     // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." then
     // removes it without needing a directory for it inside the container.
     pivot_root(".", ".").context(|| format!("pivot_root into {}", rootfs.display()))?;
     fchdir(&old).context(|| "chdir to old root".into())?;
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .context(|| "make old root rslave".into())?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context(|| "make old root rslave".into())?;
     umount2(".", MntFlags::MNT_DETACH).context(|| "detach old root".into())?;
     chdir("/").context(|| "chdir /".into())
 }
@@ -497,7 +636,14 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
 /// and chroot.
 pub fn move_root(rootfs: &Path) -> Result<()> {
     chdir(rootfs).context(|| format!("chdir {}", rootfs.display()))?;
-    mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).context(|| "move rootfs to /".into())?;
+    mount(
+        Some(rootfs),
+        "/",
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .context(|| "move rootfs to /".into())?;
     chroot(".").context(|| "chroot".into())?;
     chdir("/").context(|| "chdir /".into())
 }
@@ -516,11 +662,24 @@ pub fn mask_paths(paths: &[String]) -> Result<()> {
             Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => continue,
             Err(e) => return Err(e).context(|| format!("resolve masked path {p}")),
         };
-        let is_dir = fstat(&target).map(|s| SFlag::from_bits_truncate(s.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR);
+        let is_dir = fstat(&target)
+            .map(|s| SFlag::from_bits_truncate(s.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR);
         let result = if is_dir.unwrap_or(false) {
-            mount(Some("tmpfs"), &fd_path(&target), Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0"))
+            mount(
+                Some("tmpfs"),
+                &fd_path(&target),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=0"),
+            )
         } else {
-            mount(Some(&fd_path(&null)), &fd_path(&target), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            mount(
+                Some(&fd_path(&null)),
+                &fd_path(&target),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
         };
         result.context(|| format!("mask {p}"))?;
     }
@@ -530,12 +689,18 @@ pub fn mask_paths(paths: &[String]) -> Result<()> {
 // Masks are bind mounts of /dev/null: make sure it is the real char device 1:3 and not an
 // image-planted symlink or file (CVE-2025-31133).
 fn verified_dev_null(root: &OwnedFd) -> Result<OwnedFd> {
-    let fd = resolve_in_root(root, Path::new("/dev/null"), ResolveFlag::RESOLVE_NO_SYMLINKS)
-        .context(|| "open /dev/null in the container".into())?;
+    let fd = resolve_in_root(
+        root,
+        Path::new("/dev/null"),
+        ResolveFlag::RESOLVE_NO_SYMLINKS,
+    )
+    .context(|| "open /dev/null in the container".into())?;
     let st = fstat(&fd).context(|| "stat /dev/null".into())?;
     let is_chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
     if !is_chr || st.st_rdev != makedev(1, 3) {
-        return Err(RuntimeError::InvalidSpec("/dev/null in the container is not the null device".into()));
+        return Err(RuntimeError::InvalidSpec(
+            "/dev/null in the container is not the null device".into(),
+        ));
     }
     Ok(fd)
 }
@@ -549,26 +714,39 @@ pub fn readonly_paths(paths: &[String]) -> Result<()> {
             Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => continue,
             Err(e) => return Err(e).context(|| format!("resolve read-only path {p}")),
         };
-        mount(Some(&fd_path(&target)), &fd_path(&target), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .context(|| format!("bind {p} read-only"))?;
+        mount(
+            Some(&fd_path(&target)),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .context(|| format!("bind {p} read-only"))?;
         let target = resolve_in_root(&root, Path::new(p), ResolveFlag::RESOLVE_NO_SYMLINKS)
             .context(|| format!("reopen {p}"))?;
-        remount(&target, Path::new(p), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)?;
+        remount(
+            &target,
+            Path::new(p),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        )?;
     }
     Ok(())
 }
 
 /// Remounts the container's `/` read-only (`root.readonly`).
 pub fn remount_root_readonly() -> Result<()> {
-    let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).context(|| "open /".into())?;
+    let root = nix::fcntl::open("/", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .context(|| "open /".into())?;
     remount(&root, Path::new("/"), MsFlags::MS_RDONLY)
 }
 
 /// Sets `/`'s propagation after pivot_root when the config asked for one.
 pub fn set_root_propagation(propagation: &str) -> Result<()> {
-    let flags = propagation_flag(propagation)
-        .ok_or_else(|| RuntimeError::InvalidSpec(format!("unknown rootfsPropagation {propagation:?}")))?;
-    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).context(|| "set propagation of the container's /".into())
+    let flags = propagation_flag(propagation).ok_or_else(|| {
+        RuntimeError::InvalidSpec(format!("unknown rootfsPropagation {propagation:?}"))
+    })?;
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .context(|| "set propagation of the container's /".into())
 }
 
 fn some_str(s: &str) -> Option<&str> {
@@ -580,7 +758,9 @@ fn some_str(s: &str) -> Option<&str> {
 pub fn ensure_procfs(fd: &OwnedFd, what: &str) -> Result<()> {
     let st = nix::sys::statfs::fstatfs(fd).context(|| format!("statfs {what}"))?;
     if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
-        return Err(RuntimeError::InvalidSpec(format!("{what} is not on procfs")));
+        return Err(RuntimeError::InvalidSpec(format!(
+            "{what} is not on procfs"
+        )));
     }
     Ok(())
 }
@@ -588,8 +768,9 @@ pub fn ensure_procfs(fd: &OwnedFd, what: &str) -> Result<()> {
 /// A C string for paths handed to libc directly.
 pub fn cstring(path: &Path) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| RuntimeError::InvalidSpec(format!("path {} contains a NUL byte", path.display())))
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        RuntimeError::InvalidSpec(format!("path {} contains a NUL byte", path.display()))
+    })
 }
 
 #[cfg(test)]
@@ -603,8 +784,19 @@ mod tests {
 
     #[test]
     fn options_become_flags_propagation_and_data() {
-        let o = opts(&["nosuid", "noexec", "nodev", "mode=755", "size=65536k", "rprivate", "ro"]);
-        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV | MsFlags::MS_RDONLY);
+        let o = opts(&[
+            "nosuid",
+            "noexec",
+            "nodev",
+            "mode=755",
+            "size=65536k",
+            "rprivate",
+            "ro",
+        ]);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV | MsFlags::MS_RDONLY
+        );
         assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
         assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
     }
@@ -626,14 +818,24 @@ mod tests {
         let root = open_root(rootfs).unwrap();
         mkdir_all_in_root(&root, Path::new("/escape/created"), Kind::Dir).unwrap();
         assert!(!outside.path().join("created").exists());
-        assert!(rootfs.join(outside.path().strip_prefix("/").unwrap()).join("created").is_dir());
+        assert!(
+            rootfs
+                .join(outside.path().strip_prefix("/").unwrap())
+                .join("created")
+                .is_dir()
+        );
     }
 
     #[test]
     fn dotdot_cannot_climb_out_of_root() {
         let dir = tempfile::tempdir().unwrap();
         let root = open_root(dir.path()).unwrap();
-        mkdir_all_in_root(&root, Path::new("/../../../tmp-berth-should-not-exist"), Kind::Dir).unwrap();
+        mkdir_all_in_root(
+            &root,
+            Path::new("/../../../tmp-berth-should-not-exist"),
+            Kind::Dir,
+        )
+        .unwrap();
         assert!(!Path::new("/tmp-berth-should-not-exist").exists());
         assert!(dir.path().join("tmp-berth-should-not-exist").is_dir());
     }

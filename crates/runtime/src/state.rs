@@ -58,8 +58,14 @@ pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && !id.starts_with(['.', '-'])
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok { Ok(()) } else { Err(RuntimeError::InvalidId(id.to_owned())) }
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RuntimeError::InvalidId(id.to_owned()))
+    }
 }
 
 /// The state directory of one container.
@@ -73,7 +79,10 @@ impl StateDir {
     /// The state directory of `id` under `root`, without touching the disk.
     pub fn new(root: &Path, id: &str) -> Result<StateDir> {
         validate_id(id)?;
-        Ok(StateDir { id: id.to_owned(), dir: root.join(id) })
+        Ok(StateDir {
+            id: id.to_owned(),
+            dir: root.join(id),
+        })
     }
 
     /// Creates the directory; fails if the container exists.
@@ -82,7 +91,9 @@ impl StateDir {
         create_root(root)?;
         match fs::create_dir(&state.dir) {
             Ok(()) => Ok(state),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(RuntimeError::Exists(id.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(RuntimeError::Exists(id.into()))
+            }
             Err(e) => Err(e).context(|| format!("create {}", state.dir.display())),
         }
     }
@@ -104,22 +115,30 @@ impl StateDir {
     pub fn load(&self) -> Result<ContainerRecord> {
         let path = self.dir.join("state.json");
         let bytes = fs::read(&path).context(|| format!("read {}", path.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| RuntimeError::InvalidConfig { path, message: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| RuntimeError::InvalidConfig {
+            path,
+            message: e.to_string(),
+        })
     }
 
     pub fn save(&self, record: &ContainerRecord) -> Result<()> {
-        let json = serde_json::to_vec(record).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
+        let json =
+            serde_json::to_vec(record).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
         write_atomic(&self.dir.join("state.json"), &json)
     }
 
     /// The config the container was created from (the bundle may change afterwards).
     pub fn load_spec(&self) -> Result<Spec> {
         let path = self.dir.join("config.json");
-        Spec::load(&path).map_err(|e| RuntimeError::InvalidConfig { path, message: e.to_string() })
+        Spec::load(&path).map_err(|e| RuntimeError::InvalidConfig {
+            path,
+            message: e.to_string(),
+        })
     }
 
     pub fn save_spec(&self, spec: &Spec) -> Result<()> {
-        let json = serde_json::to_vec(spec).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
+        let json =
+            serde_json::to_vec(spec).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
         write_atomic(&self.dir.join("config.json"), &json)
     }
 
@@ -147,7 +166,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     let write = || -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
@@ -172,8 +193,12 @@ pub fn is_alive(pid: i32, start_time: u64) -> bool {
     if pid <= 0 {
         return false;
     }
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    let Some(close) = stat.rfind(')') else { return false };
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return false;
+    };
     let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
     let state = fields.first().copied().unwrap_or("X");
     let started = fields.get(19).and_then(|s| s.parse::<u64>().ok());
@@ -222,7 +247,9 @@ mod tests {
 
     #[test]
     fn ids_that_could_escape_the_root_are_refused() {
-        for bad in ["", "a/b", "..", "../x", ".hidden", "-flag", "a b", "a\0b", "x/../y"] {
+        for bad in [
+            "", "a/b", "..", "../x", ".hidden", "-flag", "a b", "a\0b", "x/../y",
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["abc", "A-1_b.c", "0123456789abcdef"] {

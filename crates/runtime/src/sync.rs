@@ -41,20 +41,28 @@ pub struct Channel {
 impl Channel {
     pub fn new(stream: UnixStream) -> Result<Channel> {
         let writer = stream.try_clone().context(|| "clone sync socket".into())?;
-        Ok(Channel { reader: BufReader::new(stream), writer })
+        Ok(Channel {
+            reader: BufReader::new(stream),
+            writer,
+        })
     }
 
     pub fn send(&mut self, message: &Message) -> Result<()> {
         let mut line = serde_json::to_vec(message)
             .map_err(|e| RuntimeError::InvalidSpec(format!("encode sync message: {e}")))?;
         line.push(b'\n');
-        self.writer.write_all(&line).context(|| "write to sync socket".into())
+        self.writer
+            .write_all(&line)
+            .context(|| "write to sync socket".into())
     }
 
     /// The next message, or `None` when the other side closed without saying more.
     pub fn recv(&mut self) -> Result<Option<Message>> {
         let mut line = String::new();
-        let n = self.reader.read_line(&mut line).context(|| "read from sync socket".into())?;
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .context(|| "read from sync socket".into())?;
         if n == 0 {
             return Ok(None);
         }
@@ -67,7 +75,9 @@ impl Channel {
     pub fn expect(&mut self, expected: Message, peer: &str) -> Result<()> {
         match self.recv()? {
             Some(m) if m == expected => Ok(()),
-            Some(Message::Error { message, exit_code }) => Err(RuntimeError::Init { message, exit_code }),
+            Some(Message::Error { message, exit_code }) => {
+                Err(RuntimeError::Init { message, exit_code })
+            }
             Some(other) => Err(unexpected(peer, &other)),
             None => Err(closed(peer)),
         }
@@ -75,15 +85,24 @@ impl Channel {
 
     /// A second channel on the same socket, for a forked child (the buffer starts empty).
     pub fn try_clone(&self) -> Result<Channel> {
-        let stream = self.writer.try_clone().context(|| "clone sync socket".into())?;
+        let stream = self
+            .writer
+            .try_clone()
+            .context(|| "clone sync socket".into())?;
         Channel::new(stream)
     }
 }
 
 pub fn unexpected(peer: &str, message: &Message) -> RuntimeError {
-    RuntimeError::Init { message: format!("{peer} sent an unexpected message: {message:?}"), exit_code: 1 }
+    RuntimeError::Init {
+        message: format!("{peer} sent an unexpected message: {message:?}"),
+        exit_code: 1,
+    }
 }
 
 pub fn closed(peer: &str) -> RuntimeError {
-    RuntimeError::Init { message: format!("{peer} exited before the container was ready"), exit_code: 1 }
+    RuntimeError::Init {
+        message: format!("{peer} exited before the container was ready"),
+        exit_code: 1,
+    }
 }

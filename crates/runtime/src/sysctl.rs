@@ -27,10 +27,16 @@ const IPC_KEYS: [&str; 8] = [
 /// namespace. Everything else is refused.
 pub fn validate(key: &str, own: CloneFlags) -> Result<String> {
     let normalized = key.replace('/', ".");
-    if normalized.split('.').any(|c| c.is_empty() || c == ".." || c == ".")
-        || !normalized.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'*'))
+    if normalized
+        .split('.')
+        .any(|c| c.is_empty() || c == ".." || c == ".")
+        || !normalized
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'*'))
     {
-        return Err(RuntimeError::InvalidSpec(format!("sysctl {key:?} is not a valid key")));
+        return Err(RuntimeError::InvalidSpec(format!(
+            "sysctl {key:?} is not a valid key"
+        )));
     }
     let needs = if IPC_KEYS.contains(&normalized.as_str()) || normalized.starts_with("fs.mqueue.") {
         Some((CloneFlags::CLONE_NEWIPC, "an IPC"))
@@ -62,15 +68,20 @@ pub fn proc_path(normalized: &str) -> PathBuf {
 pub fn write(normalized: &str, value: &str) -> Result<()> {
     let root = open_root(Path::new("/"))?;
     let path = proc_path(normalized);
-    let fd: OwnedFd = resolve_in_root(&root, &path, ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_XDEV)
-        .or_else(|_| resolve_in_root(&root, &path, ResolveFlag::RESOLVE_NO_SYMLINKS))
-        .context(|| format!("open {}", path.display()))?;
+    let fd: OwnedFd = resolve_in_root(
+        &root,
+        &path,
+        ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_XDEV,
+    )
+    .or_else(|_| resolve_in_root(&root, &path, ResolveFlag::RESOLVE_NO_SYMLINKS))
+    .context(|| format!("open {}", path.display()))?;
     ensure_procfs(&fd, &path.display().to_string())?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .open(crate::rootfs::fd_path(&fd))
         .context(|| format!("open {} for writing", path.display()))?;
-    file.write_all(value.as_bytes()).context(|| format!("set sysctl {normalized} to {value:?}"))
+    file.write_all(value.as_bytes())
+        .context(|| format!("set sysctl {normalized} to {value:?}"))
 }
 
 #[cfg(test)]
@@ -78,7 +89,9 @@ mod tests {
     use super::*;
 
     const ALL: CloneFlags = CloneFlags::from_bits_truncate(
-        CloneFlags::CLONE_NEWIPC.bits() | CloneFlags::CLONE_NEWNET.bits() | CloneFlags::CLONE_NEWUTS.bits(),
+        CloneFlags::CLONE_NEWIPC.bits()
+            | CloneFlags::CLONE_NEWNET.bits()
+            | CloneFlags::CLONE_NEWUTS.bits(),
     );
 
     #[test]

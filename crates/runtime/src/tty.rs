@@ -16,14 +16,24 @@ use crate::error::{Context, Result, RuntimeError};
 /// The slave comes from TIOCGPTPEER, not from a path lookup, so an image cannot swap
 /// `/dev/pts/N` for something else (CVE-2025-52565).
 pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
-    let master = nix::fcntl::open("/dev/ptmx", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, Mode::empty())
-        .context(|| "open /dev/ptmx".into())?;
+    let master = nix::fcntl::open(
+        "/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context(|| "open /dev/ptmx".into())?;
     let mut unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads an int from a valid pointer.
     Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &mut unlock) })
         .context(|| "unlock pty".into())?;
     // SAFETY: TIOCGPTPEER returns a new fd or -1.
-    let slave = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY) };
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY,
+        )
+    };
     let slave = Errno::result(slave).context(|| "open pty peer".into())?;
     // SAFETY: the ioctl returned a fresh fd we now own.
     Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
@@ -48,7 +58,8 @@ pub fn dup_stdio(fds: &[RawFd; 3]) -> Result<()> {
             continue;
         }
         // SAFETY: dup2 between fds this process owns.
-        Errno::result(unsafe { libc::dup2(*fd, target as RawFd) }).context(|| format!("dup2 onto fd {target}"))?;
+        Errno::result(unsafe { libc::dup2(*fd, target as RawFd) })
+            .context(|| format!("dup2 onto fd {target}"))?;
     }
     Ok(())
 }
@@ -57,8 +68,14 @@ pub fn dup_stdio(fds: &[RawFd; 3]) -> Result<()> {
 pub fn send_fd(socket: &UnixStream, fd: &OwnedFd, name: &str) -> Result<()> {
     let fds = [fd.as_raw_fd()];
     let iov = [IoSlice::new(name.as_bytes())];
-    sendmsg::<()>(socket.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .context(|| "send pty master over the console socket".into())?;
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .context(|| "send pty master over the console socket".into())?;
     Ok(())
 }
 
@@ -67,8 +84,13 @@ pub fn recv_fd(socket: &impl AsFd) -> Result<OwnedFd> {
     let mut buf = [0u8; 4096];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(socket.as_fd().as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .context(|| "receive fd".into())?;
+    let msg = recvmsg::<()>(
+        socket.as_fd().as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .context(|| "receive fd".into())?;
     for cmsg in msg.cmsgs().context(|| "read control message".into())? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg
             && let Some(fd) = fds.first()
@@ -77,12 +99,20 @@ pub fn recv_fd(socket: &impl AsFd) -> Result<OwnedFd> {
             return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
         }
     }
-    Err(RuntimeError::Init { message: "console socket message carried no fd".into(), exit_code: 1 })
+    Err(RuntimeError::Init {
+        message: "console socket message carried no fd".into(),
+        exit_code: 1,
+    })
 }
 
 /// Sets a terminal's window size.
 pub fn resize(fd: &impl AsFd, rows: u16, cols: u16) -> Result<()> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a winsize struct from a valid pointer.
     Errno::result(unsafe { libc::ioctl(fd.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &ws) })
         .context(|| "set window size".into())?;
