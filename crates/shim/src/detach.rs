@@ -112,6 +112,7 @@ fn become_shim(cfg: Config, ready: OwnedFd) -> i32 {
     // The starter may be gone; the container exists and a daemon may connect later.
     let _ = ready.write_all(b"ok\n");
     drop(ready);
+    crate::trim::trim_file_mappings();
     match shim.run() {
         Ok(()) => 0,
         Err(_) => 1,

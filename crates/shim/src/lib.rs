@@ -30,6 +30,7 @@ pub mod runtime;
 mod server;
 mod sock;
 pub mod timefmt;
+mod trim;
 
 pub use config::Config;
 pub use error::ShimError;
