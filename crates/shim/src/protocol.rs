@@ -1,12 +1,47 @@
-//! The control protocol spoken on `<state-dir>/shim.sock`.
+//! The control protocol spoken on `<state-dir>/shim.sock` (mode 0600; peers must be root or the
+//! shim's own uid, checked with `SO_PEERCRED`).
 //!
-//! One JSON request per line, one JSON response per line, in order. A request is an object whose
-//! `op` names the operation; a response is `{"ok":true, …}` or `{"ok":false,"error":"…"}`.
-//! After a successful `attach` the connection stops carrying JSON and carries stream data:
-//! shim → client in Docker's stdcopy framing (raw bytes when the process has a TTY), client →
-//! shim raw stdin bytes; the client half-closing its write side means stdin EOF.
+//! One JSON request per line, one JSON response per line, answered in order per connection;
+//! many connections at once. A request is an object whose `op` names the operation; unknown
+//! fields are rejected. A response is `{"ok":true, …}` or `{"ok":false,"error":"one line"}`.
+//!
+//! | request | success response |
+//! |---|---|
+//! | `{"op":"state"}` | `{"ok":true,"state":{"id","pid","shim_pid","status","tty","deleted","exit"}}` |
+//! | `{"op":"start"}` | `{"ok":true}` |
+//! | `{"op":"kill","signal":15,"all":false}` (defaults shown) | `{"ok":true}` |
+//! | `{"op":"pause"}` / `{"op":"resume"}` | `{"ok":true}` |
+//! | `{"op":"wait"}` | once the container has exited: `{"ok":true,"exit":{…}}` |
+//! | `{"op":"resize","width":W,"height":H,"exec_id":null}` | `{"ok":true}` |
+//! | `{"op":"exec","exec_id":"e1","process":{OCI Process},"tty":false,"stdin":false}` | `{"ok":true}` |
+//! | `{"op":"exec_start","exec_id":"e1"}` | `{"ok":true,"pid":N}` |
+//! | `{"op":"exec_wait","exec_id":"e1"}` | once it has exited: `{"ok":true,"exit":{…}}` |
+//! | `{"op":"exec_state","exec_id":"e1"}` | `{"ok":true,"exec":{"exec_id","pid","status","tty","exit"}}` |
+//! | `{"op":"attach","stdin":b,"stdout":b,"stderr":b,"exec_id":null}` | `{"ok":true}`, then stream data |
+//! | `{"op":"delete","force":false}` | `{"ok":true}` |
+//! | `{"op":"shutdown"}` (only after `delete`) | `{"ok":true}`, then the shim exits |
+//!
+//! `status` is `created`, `running`, `paused` or `stopped`; `exit` is `null` or
+//! `{"exit_code":N,"signal":null|N,"oom_killed":null|bool,"finished_at":"RFC 3339 ns UTC"}`
+//! (`exit_code` is 128 + signal when a signal killed the process) — the same object as
+//! `exit.json` and `exec-<id>.exit.json` in the state directory.
+//!
+//! While a `wait`/`exec_wait` is outstanding, later requests on that connection wait behind
+//! it; use another connection for them. After a successful `attach` the connection stops
+//! carrying JSON: shim → client, output in Docker's stdcopy framing (8-byte header: stream
+//! byte 1 = stdout or 2 = stderr, three zero bytes, big-endian u32 length; then the payload),
+//! or raw bytes when the process has a TTY; client → shim, raw stdin bytes. The client
+//! half-closing its write side is stdin EOF, which closes the process's stdin when
+//! `--stdin-once` is set (always for exec processes; with a TTY, a ^D is written instead).
+//! The shim closes the stream once the process has exited and its output is drained, and
+//! disconnects a client that falls [`MAX_CLIENT_BUFFER`]
+//! bytes behind. Attach to an exec before `exec_start` to see all of its output: exec output
+//! goes only to attached clients, not to the log (as in Docker).
 
 use serde::{Deserialize, Serialize};
+
+/// How far (bytes) an attached client may fall behind before the shim disconnects it.
+pub const MAX_CLIENT_BUFFER: usize = 256 * 1024;
 
 /// The largest request line the shim accepts. An exec's OCI `Process` is the only large field.
 pub const MAX_REQUEST_LINE: usize = 1 << 20;

@@ -5,9 +5,9 @@ use std::os::unix::net::UnixStream;
 
 use crate::protocol::{Response, StdStream, stdcopy_header};
 
-/// Most bytes queued for one client before the shim gives up on it. Output never waits for a
-/// client: one that falls this far behind is disconnected (the log still has everything).
-pub const MAX_CLIENT_BUFFER: usize = 256 * 1024;
+// Output never waits for a client: one that falls this far behind is disconnected (the log
+// still has everything).
+use crate::protocol::MAX_CLIENT_BUFFER;
 
 /// Which process a connection is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
