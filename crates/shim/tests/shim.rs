@@ -692,3 +692,39 @@ fn oom_kill_is_reported() {
     assert_eq!(exit.oom_killed, Some(true));
     h.teardown();
 }
+
+#[test]
+fn exec_with_stdin_ends_on_half_close() {
+    if !can_run() {
+        return;
+    }
+    let h = Harness::new(&["sleep", "30"]);
+    h.start_ok(&[]);
+    let mut c = h.client();
+    c.start().unwrap();
+    let mut process = h.bundle.spec.process().clone().unwrap();
+    process.set_args(Some(vec!["cat".into()]));
+    c.exec("in1", &process, false, true).unwrap();
+    let mut attach = h
+        .client()
+        .attach(&AttachOptions {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            exec_id: Some("in1".into()),
+        })
+        .unwrap();
+    attach.set_read_timeout(Some(TIMEOUT)).unwrap();
+    c.exec_start("in1").unwrap();
+    attach.write_stdin(b"hi there\n").unwrap();
+    assert_eq!(
+        attach.read_frame().unwrap(),
+        Some((StdStream::Stdout, b"hi there\n".to_vec()))
+    );
+    attach.close_stdin().unwrap();
+    assert_eq!(c.exec_wait("in1").unwrap().exit_code, 0);
+    assert!(attach.read_frame().unwrap().is_none());
+    // The container itself is untouched.
+    assert_eq!(c.state().unwrap().status, Status::Running);
+    h.teardown();
+}
