@@ -1,0 +1,172 @@
+//! A generated spec run by the real `berth runtime run` on a busybox root filesystem: the
+//! container must see exactly Docker's 14 capabilities, no inheritable or ambient ones, be
+//! unable to create namespaces, and find `/proc/keys` masked.
+//!
+//! Needs root and the `berth` binary (`cargo build -p berth`); skipped with a message
+//! otherwise.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use berth_spec::{
+    ALL_CAPABILITIES, ContainerConfig, DEFAULT_CAPABILITIES, NoVolumes, RuntimeContext, generate,
+};
+
+/// `target/debug/berth` (or under `CARGO_TARGET_DIR`).
+fn berth_binary() -> Option<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let bin = target.join("debug/berth");
+    bin.is_file().then_some(bin)
+}
+
+/// The mask of Docker's default capabilities, as `/proc/self/status` prints it.
+fn default_mask() -> u64 {
+    DEFAULT_CAPABILITIES
+        .iter()
+        .map(|c| ALL_CAPABILITIES.iter().position(|a| a == c).unwrap())
+        .fold(0, |mask, bit| mask | 1 << bit)
+}
+
+fn status_field(out: &str, name: &str) -> u64 {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("{name} missing from output:\n{out}"));
+    u64::from_str_radix(line.trim(), 16).unwrap()
+}
+
+#[test]
+fn default_spec_runs_with_dockers_confinement() {
+    if !berth_testsupport::is_root() {
+        eprintln!("skipped: running containers needs root");
+        return;
+    }
+    let Some(berth) = berth_binary() else {
+        eprintln!("skipped: target/debug/berth is missing; run `cargo build -p berth` first");
+        return;
+    };
+    let bundle = tempfile::Builder::new()
+        .prefix("berth-spec-e2e")
+        .tempdir()
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let rootfs = bundle.path().join("rootfs");
+    berth_testsupport::busybox_rootfs(&rootfs);
+
+    let id = berth_testsupport::unique_name("berth-spec-e2e");
+    let ctx = RuntimeContext::new(&id, &rootfs);
+    let script = "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status; \
+                  unshare -n true; echo unshare_rc=$?; \
+                  echo keys_bytes=$(wc -c < /proc/keys)";
+    let cfg = ContainerConfig {
+        cmd: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        ..ContainerConfig::default()
+    };
+    let spec = generate(&cfg, &ctx, &NoVolumes).unwrap();
+    std::fs::write(
+        bundle.path().join("config.json"),
+        serde_json::to_vec_pretty(&spec).unwrap(),
+    )
+    .unwrap();
+
+    let out = Command::new(&berth)
+        .arg("runtime")
+        .arg("--root")
+        .arg(state.path())
+        .args(["run", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "berth runtime run failed: {stdout}\n{stderr}"
+    );
+
+    assert_eq!(default_mask(), 0xa804_25fb);
+    for field in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(
+            status_field(&stdout, field),
+            default_mask(),
+            "{field}\n{stdout}"
+        );
+    }
+    assert_eq!(status_field(&stdout, "CapInh"), 0, "{stdout}");
+    assert_eq!(status_field(&stdout, "CapAmb"), 0, "{stdout}");
+    assert!(
+        stdout.contains("keys_bytes=0"),
+        "/proc/keys not masked:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("unshare_rc=0"),
+        "unshare -n worked:\n{stdout}"
+    );
+    assert!(
+        stderr.contains("Operation not permitted"),
+        "unshare did not fail with EPERM:\n{stdout}\n{stderr}"
+    );
+}
+
+/// `--privileged` asks only for what the runtime holds (this host lacks CAP_SYS_RESOURCE, so
+/// "every capability" would fail to start), lifts seccomp and the masks.
+#[test]
+fn privileged_spec_runs_with_the_runtimes_capabilities() {
+    if !berth_testsupport::is_root() {
+        eprintln!("skipped: running containers needs root");
+        return;
+    }
+    let Some(berth) = berth_binary() else {
+        eprintln!("skipped: target/debug/berth is missing; run `cargo build -p berth` first");
+        return;
+    };
+    let bundle = tempfile::Builder::new()
+        .prefix("berth-spec-e2e")
+        .tempdir()
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let rootfs = bundle.path().join("rootfs");
+    berth_testsupport::busybox_rootfs(&rootfs);
+    let id = berth_testsupport::unique_name("berth-spec-e2e-priv");
+    let ctx = RuntimeContext::new(&id, &rootfs);
+    let script = "grep -E '^Cap(Eff|Bnd|Inh):' /proc/self/status; \
+                  unshare -n true; echo unshare_rc=$?";
+    let mut cfg = ContainerConfig {
+        cmd: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        ..ContainerConfig::default()
+    };
+    cfg.host.privileged = true;
+    let spec = generate(&cfg, &ctx, &NoVolumes).unwrap();
+    std::fs::write(
+        bundle.path().join("config.json"),
+        serde_json::to_vec_pretty(&spec).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(&berth)
+        .arg("runtime")
+        .arg("--root")
+        .arg(state.path())
+        .args(["run", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "berth runtime run failed: {stdout}\n{stderr}"
+    );
+    let held = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status_field(&held, "CapBnd");
+    assert_eq!(status_field(&stdout, "CapEff"), bounding, "{stdout}");
+    assert_eq!(status_field(&stdout, "CapBnd"), bounding, "{stdout}");
+    assert_eq!(status_field(&stdout, "CapInh"), 0, "{stdout}");
+    assert!(stdout.contains("unshare_rc=0"), "{stdout}\n{stderr}");
+}
