@@ -10,7 +10,7 @@ use std::path::Path;
 
 use nix::sys::resource::{Resource, getrlimit};
 
-use crate::caps::ALL_CAPABILITIES;
+use crate::caps::{ALL_CAPABILITIES, DEFAULT_CAPABILITIES};
 use crate::resources::RLIMITS;
 
 /// What [`HostFacts::probe`] found; tests build their own.
@@ -27,6 +27,9 @@ pub struct HostFacts {
     pub cpus: u32,
     /// `/sys/fs/cgroup` is a pure cgroup v2 hierarchy (cgroupns then defaults to private).
     pub cgroup_v2: bool,
+    /// The memory controller can limit swap (v1 `memory.memsw.*` exists, or v2); without it
+    /// `--memory-swap` is dropped, as Docker does.
+    pub swap_limit: bool,
     /// Per-CPU `thermal_throttle` directories that exist (masked like Docker does).
     pub thermal_throttle: Vec<String>,
 }
@@ -36,14 +39,22 @@ impl HostFacts {
     /// falls back to the safe side: no capabilities beyond Docker's defaults, kernel (0, 0),
     /// one CPU, no raisable limits.
     pub fn probe() -> Self {
+        let cgroup_v2 = is_cgroup2(Path::new("/sys/fs/cgroup"));
         HostFacts {
-            bounding: read_bounding_set().unwrap_or_default(),
+            bounding: read_bounding_set().unwrap_or_else(|| {
+                DEFAULT_CAPABILITIES
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .collect()
+            }),
             kernel: read_kernel_version().unwrap_or((0, 0)),
             hard_limits: read_hard_limits(),
             cpus: std::thread::available_parallelism()
                 .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
                 .unwrap_or(1),
-            cgroup_v2: is_cgroup2(Path::new("/sys/fs/cgroup")),
+            cgroup_v2,
+            swap_limit: cgroup_v2
+                || Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
             thermal_throttle: thermal_throttle_dirs(Path::new("/sys/devices/system/cpu")),
         }
     }

@@ -57,5 +57,5 @@ pub use process::{
     parse_security_opts, parse_stop_signal,
 };
 pub use resources::parse_ulimit;
-pub use seccomp::{DEFAULT_PROFILE, DockerProfile, ProfileTarget, native_arch};
+pub use seccomp::{DEFAULT_PROFILE, DockerProfile, ProfileTarget, native_arch, read_profile_file};
 pub use user::{ResolvedUser, resolve_user};

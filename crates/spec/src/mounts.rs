@@ -81,6 +81,9 @@ struct UserMount {
 /// Parses one `-v` / `Binds` entry: `[source:]destination[:mode,…]`. An absolute source is a
 /// bind mount, any other a named volume, none an anonymous volume. Modes: `ro`/`rw`,
 /// `z`/`Z`, one propagation (`rprivate`…), `nocopy` (volumes only).
+///
+/// As in Docker, a missing host directory of a `-v` bind is not an error here: the engine
+/// creates it before starting (a `--mount` bind must exist).
 pub fn parse_bind(raw: &str) -> Result<MountSpec> {
     let invalid = || SpecError::InvalidVolumeSpec(raw.to_owned());
     if raw.matches(':').count() > 2 {

@@ -40,7 +40,7 @@ pub(crate) const RLIMITS: [(&str, Resource); 15] = [
 /// Checks `r` as the daemon does and turns it into OCI resources (devices are added later).
 pub fn linux_resources(r: &Resources, host: &HostFacts) -> Result<LinuxResources> {
     let mut out = LinuxResources::default();
-    out.set_memory(memory(r)?);
+    out.set_memory(memory(r, host.swap_limit)?);
     out.set_cpu(cpu(r, host)?);
     if let Some(limit) = r.pids_limit {
         // Zero or negative means unlimited, sent as -1 as Docker does.
@@ -61,7 +61,7 @@ pub fn linux_resources(r: &Resources, host: &HostFacts) -> Result<LinuxResources
     Ok(out)
 }
 
-fn memory(r: &Resources) -> Result<Option<LinuxMemory>> {
+fn memory(r: &Resources, swap_limit: bool) -> Result<Option<LinuxMemory>> {
     if r.memory != 0 && r.memory < MIN_MEMORY {
         return Err(SpecError::invalid("Minimum memory limit allowed is 6MB"));
     }
@@ -105,7 +105,9 @@ fn memory(r: &Resources) -> Result<Option<LinuxMemory>> {
             0 => r.memory.saturating_mul(2),
             s => s,
         };
-        m.set_swap(Some(swap));
+        if swap_limit {
+            m.set_swap(Some(swap));
+        }
     }
     if r.memory_reservation > 0 {
         m.set_reservation(Some(r.memory_reservation));
@@ -330,6 +332,7 @@ mod tests {
             ]),
             cpus: 2,
             cgroup_v2: false,
+            swap_limit: true,
             thermal_throttle: Vec::new(),
         }
     }

@@ -13,6 +13,8 @@
 //! Docker's profile and libseccomp's syscall tables.
 
 use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
 
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag, LinuxSyscall,
@@ -289,6 +291,30 @@ fn parse_min_kernel(text: &str) -> Result<(u32, u32)> {
     Ok((major.into(), minor.into()))
 }
 
+/// Reads a profile file for `--security-opt seccomp=<file>`, as the docker CLI does before it
+/// sends the content in the request; files larger than [`DockerProfile::parse`] accepts are
+/// refused without reading them whole.
+pub fn read_profile_file(path: &Path) -> Result<String> {
+    let failed = |e: std::io::Error| {
+        SpecError::invalid(format!(
+            "opening seccomp profile ({}) failed: {e}",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(failed)?;
+    let mut text = String::new();
+    file.take(MAX_PROFILE_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(failed)?;
+    if text.len() > MAX_PROFILE_BYTES {
+        return Err(SpecError::SeccompProfile(format!(
+            "{} is larger than {MAX_PROFILE_BYTES} bytes",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
 /// libseccomp's name for the architecture this binary runs on (what `includes.arches` and
 /// `excludes.arches` are compared with).
 pub fn native_arch() -> &'static str {
@@ -481,6 +507,22 @@ mod tests {
         let clone = rules_for(&s390, "clone");
         assert_eq!(clone.len(), 1);
         assert_eq!(clone[0].args().as_ref().unwrap()[0].index(), 1);
+    }
+
+    #[test]
+    fn profile_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        std::fs::write(&path, DEFAULT_PROFILE).unwrap();
+        let text = read_profile_file(&path).unwrap();
+        assert!(DockerProfile::parse(&text).is_ok());
+        std::fs::write(&path, vec![b' '; MAX_PROFILE_BYTES + 10]).unwrap();
+        assert!(read_profile_file(&path).is_err());
+        let err = read_profile_file(&dir.path().join("missing.json")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("opening seccomp profile ("),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ fn host() -> HostFacts {
         hard_limits: BTreeMap::from([("nofile".to_owned(), 524_288)]),
         cpus: 2,
         cgroup_v2: false,
+        swap_limit: true,
         thermal_throttle: vec!["/sys/devices/system/cpu/cpu0/thermal_throttle".into()],
     }
 }
