@@ -62,7 +62,13 @@ conformance_test!(state_of_unknown_id_fails);
 conformance_test!(list_shows_containers);
 conformance_test!(exec_joins_container);
 // process
-conformance_test!(process_args_env_cwd);
+conformance_test!(
+    process_args_env_cwd,
+    [(
+        "berth",
+        "berth does not create a missing process.cwd (runc and crun mkdir it): chdir ENOENT"
+    )]
+);
 conformance_test!(process_user_and_groups);
 conformance_test!(process_umask);
 conformance_test!(process_rlimit_nofile);
@@ -70,7 +76,13 @@ conformance_test!(process_capabilities_root);
 conformance_test!(process_capabilities_ambient_non_root);
 conformance_test!(process_no_new_privileges);
 conformance_test!(process_oom_score_adj);
-conformance_test!(process_terminal_console_socket);
+conformance_test!(
+    process_terminal_console_socket,
+    [(
+        "berth",
+        "berth ignores process.consoleSize: the pty stays 0x0 and `stty size` fails"
+    )]
+);
 // root, mounts, paths, devices
 conformance_test!(root_readonly);
 conformance_test!(
@@ -97,6 +109,14 @@ conformance_test!(ns_join_netns_by_path);
 conformance_test!(cgroup_memory_limit_oom_kills);
 conformance_test!(cgroup_pids_limit_stops_fork);
 conformance_test!(cgroup_cpu_shares_quota_cpuset);
+conformance_test!(
+    cgroup_devices_deny_all_keeps_default_devices,
+    [(
+        "berth",
+        "berth applies a deny-all device rule before creating /dev nodes (mknod /dev/null: EPERM); \
+                runc always allows `c *:* m`, `b *:* m` and the default devices"
+    )]
+);
 // sysctl
 conformance_test!(sysctl_namespaced_applied);
 conformance_test!(sysctl_non_namespaced_rejected);
@@ -105,7 +125,27 @@ conformance_test!(sysctl_plus_smuggling_cve_2022_0811);
 conformance_test!(seccomp_errno_mkdir);
 // hooks
 conformance_test!(hooks_run_once_with_state);
+conformance_test!(
+    hooks_called_at_lifecycle_points,
+    [(
+        "runc",
+        "runc 1.1.5 runs poststart hooks during create, before start (runtime-tools poststart fails too)"
+    )]
+);
 conformance_test!(hooks_failing_prestart_fails_create);
+conformance_test!(
+    hooks_failing_poststart_poststop_only_warn,
+    [
+        (
+            "runc",
+            "runc 1.1.5 fails create when a poststart hook fails (it runs poststart during create)"
+        ),
+        (
+            "berth",
+            "berth fails `start` when a poststart hook fails; runtime-spec says warn and go on"
+        ),
+    ]
+);
 // escapes
 conformance_test!(escape_no_leaked_fds_cve_2024_21626);
 conformance_test!(escape_cwd_proc_self_fd_cve_2024_21626);
@@ -211,13 +251,23 @@ mod cases {
         let ctx = Ctx::new(rt)?;
         let b = ctx.sh_bundle(&format!("{WAIT_FOR_GO}; echo finished"), |_| {})?;
         let id = ctx.id();
-        ctx.create(&id, &b)?;
+        let pid_file = ctx.scratch("pid")?.join("pidfile");
+        let (bp, pf) = (
+            b.path().display().to_string(),
+            pid_file.display().to_string(),
+        );
+        ctx.rt(&["create", "--bundle", &bp, "--pid-file", &pf, &id])?
+            .ok()?;
         let st = ctx.state(&id)?;
         ensure(st["status"] == "created", || format!("after create: {st}"))?;
         ensure(st["id"] == id.as_str(), || format!("state id: {st}"))?;
         let pid = ctx.pid(&id)?;
         ensure(Path::new(&format!("/proc/{pid}")).exists(), || {
             format!("created pid {pid} does not exist")
+        })?;
+        let written = fs::read_to_string(&pid_file).unwrap_or_default();
+        ensure(written.trim() == pid.to_string(), || {
+            format!("--pid-file holds {written:?}, state says {pid}")
         })?;
         let bundle = st["bundle"].as_str().unwrap_or_default();
         ensure(
@@ -1166,6 +1216,42 @@ mod cases {
         })
     }
 
+    /// A deny-all device rule (as Docker's and runtime-tools' configs have) still lets the
+    /// default devices be created and used; any other device node cannot be opened (§1.5).
+    pub fn cgroup_devices_deny_all_keeps_default_devices(rt: &RuntimeUnderTest) -> CaseResult {
+        let ctx = Ctx::new(rt)?;
+        let id = ctx.id();
+        let cg = cgroups_path(&ctx, &id);
+        let b = ctx.sh_bundle(
+            "echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | wc -c; head -c 4 /dev/urandom | wc -c; \
+             echo x > /dev/conf-null && echo listed-ok; \
+             mknod /tmp/mem c 1 1 2>&1; head -c 1 /tmp/mem 2>/dev/null | wc -c; head -c 1 /tmp/mem",
+            |c| {
+                c["linux"]["cgroupsPath"] = json!(cg);
+                c["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+                c["linux"]["devices"] = json!([
+                    {"path": "/dev/conf-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666, "uid": 0, "gid": 0}
+                ]);
+                push(&mut c["process"]["capabilities"]["bounding"], json!("CAP_MKNOD"));
+                push(&mut c["process"]["capabilities"]["effective"], json!("CAP_MKNOD"));
+                push(&mut c["process"]["capabilities"]["permitted"], json!("CAP_MKNOD"));
+            },
+        )?;
+        let out = ctx.run(&id, &b)?;
+        let want = "null-ok\n4\n4\nlisted-ok\n0\n";
+        ensure(out.stdout.starts_with(want), || {
+            format!(
+                "want default and listed devices usable, /dev/mem (1:1) not: {}",
+                out.describe()
+            )
+        })?;
+        expect_contains(
+            "open of a denied device",
+            &out.stderr,
+            "Operation not permitted",
+        )
+    }
+
     // ----- sysctl ------------------------------------------------------------------------
 
     /// Restores a host sysctl on drop, in case a runtime wrongly wrote it.
@@ -1274,55 +1360,105 @@ mod cases {
 
     // ----- hooks -------------------------------------------------------------------------
 
-    pub fn hooks_run_once_with_state(rt: &RuntimeUnderTest) -> CaseResult {
-        let ctx = Ctx::new(rt)?;
-        let dir = ctx.scratch("hooks")?;
+    /// Hooks that write their stdin to `<dir>/<kind>.<pid>.json`.
+    fn hook_bundle(
+        ctx: &Ctx,
+        dir: &Path,
+    ) -> Result<std::rc::Rc<berth_testsupport::Bundle>, String> {
         let hook = |name: &str| {
             json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}/{name}.$$.json", dir.display())],
                    "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "timeout": 10})
         };
-        let kinds = ["prestart", "createRuntime", "poststart", "poststop"];
-        let b = ctx.sh_bundle("true", |c| {
+        ctx.sh_bundle("true", |c| {
             c["hooks"] = json!({
                 "prestart": [hook("prestart")], "createRuntime": [hook("createRuntime")],
                 "poststart": [hook("poststart")], "poststop": [hook("poststop")]
             });
-        })?;
+        })
+    }
+
+    const HOOK_KINDS: [&str; 4] = ["prestart", "createRuntime", "poststart", "poststop"];
+
+    /// How many times each of [`HOOK_KINDS`] has run so far.
+    fn hook_runs(dir: &Path) -> Vec<usize> {
+        HOOK_KINDS
+            .iter()
+            .map(|kind| {
+                fs::read_dir(dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!("{kind}."))
+                    })
+                    .count()
+            })
+            .collect()
+    }
+
+    /// Each hook runs exactly once over a whole lifecycle, with the state JSON on stdin.
+    pub fn hooks_run_once_with_state(rt: &RuntimeUnderTest) -> CaseResult {
+        let ctx = Ctx::new(rt)?;
+        let dir = ctx.scratch("hooks")?;
+        let b = hook_bundle(&ctx, &dir)?;
         let id = ctx.id();
         ctx.create_start_wait(&id, &b)?;
         ctx.rt(&["delete", &id])?.ok()?;
-        let files: Vec<String> = fs::read_dir(&dir)
-            .map_err(|e| e.to_string())?
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        for kind in kinds {
-            let mine: Vec<&String> = files
-                .iter()
-                .filter(|f| f.starts_with(&format!("{kind}.")))
-                .collect();
-            ensure(mine.len() == 1, || {
-                format!("hook {kind} ran {} times ({files:?})", mine.len())
-            })?;
-            let text = fs::read_to_string(dir.join(mine[0])).map_err(|e| e.to_string())?;
+        let runs = hook_runs(&dir);
+        ensure(runs == [1, 1, 1, 1], || {
+            format!("runs of {HOOK_KINDS:?}: {runs:?}")
+        })?;
+        for entry in fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let text = fs::read_to_string(entry.path()).map_err(|e| e.to_string())?;
             let st: Value = serde_json::from_str(&text)
-                .map_err(|e| format!("{kind} stdin is not JSON {text:?}: {e}"))?;
+                .map_err(|e| format!("{name}: stdin is not JSON {text:?}: {e}"))?;
             ensure(
                 st["id"] == id.as_str() && st["ociVersion"].is_string() && st["status"].is_string(),
-                || format!("{kind} state: {st}"),
+                || format!("{name}: state {st}"),
             )?;
             let bundle = st["bundle"].as_str().unwrap_or_default();
             ensure(
                 Path::new(bundle).canonicalize().ok() == b.path().canonicalize().ok(),
-                || format!("{kind} state bundle {bundle:?}"),
+                || format!("{name}: state bundle {bundle:?}"),
             )?;
-            if kind != "poststop" {
+            if !name.starts_with("poststop.") {
                 ensure(st["pid"].as_i64().is_some_and(|p| p > 0), || {
-                    format!("{kind} state without pid: {st}")
+                    format!("{name}: state without pid: {st}")
                 })?;
             }
         }
         Ok(())
+    }
+
+    /// Lifecycle timing: prestart and createRuntime during create; poststart during start,
+    /// before it returns; poststop during delete.
+    pub fn hooks_called_at_lifecycle_points(rt: &RuntimeUnderTest) -> CaseResult {
+        let ctx = Ctx::new(rt)?;
+        let dir = ctx.scratch("hooks")?;
+        let b = hook_bundle(&ctx, &dir)?;
+        let id = ctx.id();
+        ctx.create(&id, &b)?;
+        let runs = hook_runs(&dir);
+        ensure(runs == [1, 1, 0, 0], || {
+            format!("runs of {HOOK_KINDS:?} after create: {runs:?}, want [1, 1, 0, 0]")
+        })?;
+        ctx.start(&id)?;
+        let runs = hook_runs(&dir);
+        ensure(runs == [1, 1, 1, 0], || {
+            format!("runs of {HOOK_KINDS:?} after start: {runs:?}, want [1, 1, 1, 0]")
+        })?;
+        ctx.wait_status(&id, "stopped", WAIT_TIMEOUT)?;
+        ensure(hook_runs(&dir) == [1, 1, 1, 0], || {
+            "poststop ran before delete".into()
+        })?;
+        ctx.rt(&["delete", &id])?.ok()?;
+        let runs = hook_runs(&dir);
+        ensure(runs == [1, 1, 1, 1], || {
+            format!("runs of {HOOK_KINDS:?} after delete: {runs:?}")
+        })
     }
 
     pub fn hooks_failing_prestart_fails_create(rt: &RuntimeUnderTest) -> CaseResult {
@@ -1341,6 +1477,35 @@ mod cases {
         })?;
         let left = ctx.root_entries();
         ensure(left.is_empty(), || format!("left in --root: {left:?}"))
+    }
+
+    /// runtime-spec: a failing poststart or poststop hook is only a warning; the lifecycle goes on.
+    pub fn hooks_failing_poststart_poststop_only_warn(rt: &RuntimeUnderTest) -> CaseResult {
+        let ctx = Ctx::new(rt)?;
+        let dir = ctx.scratch("hooks")?;
+        let after = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}/{name}", dir.display())]});
+        let fail = json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]});
+        let b = ctx.sh_bundle(&format!("{WAIT_FOR_GO}; echo ran"), |c| {
+            c["hooks"] = json!({
+                "poststart": [fail.clone(), after("poststart-2")],
+                "poststop": [fail, after("poststop-2")]
+            });
+        })?;
+        let id = ctx.id();
+        let out = ctx.create(&id, &b)?;
+        ctx.start(&id)?;
+        ensure(dir.join("poststart-2").exists(), || {
+            "the poststart hook after the failing one did not run".into()
+        })?;
+        release(&b)?;
+        ctx.wait_status(&id, "stopped", WAIT_TIMEOUT)?;
+        expect_contains("container output", &out.stdout_now(), "ran")?;
+        ctx.rt(&["delete", &id])?.ok()?;
+        ensure(dir.join("poststop-2").exists(), || {
+            "the poststop hook after the failing one did not run".into()
+        })?;
+        let st = ctx.rt(&["state", &id])?;
+        ensure(st.code != 0, || "container left after delete".into())
     }
 
     // ----- escapes -----------------------------------------------------------------------

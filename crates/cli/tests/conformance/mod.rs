@@ -260,7 +260,7 @@ pub fn check(case: &str, f: CaseFn, xfail: &[(&str, &str)]) {
             (Ok(()), None) => "PASS".to_string(),
             (Ok(()), Some(why)) => {
                 bad.push(format!(
-                    "{}: passed but is declared to fail ({why})",
+                    "{}: passed but is declared to fail ({why}): remove the declaration",
                     rt.name
                 ));
                 format!("XPASS (declared: {why})")
