@@ -170,3 +170,85 @@ fn privileged_spec_runs_with_the_runtimes_capabilities() {
     assert_eq!(status_field(&stdout, "CapInh"), 0, "{stdout}");
     assert!(stdout.contains("unshare_rc=0"), "{stdout}\n{stderr}");
 }
+
+/// Many options at once, to check the runtime accepts what is generated for them: a read-only
+/// root with a tmpfs, a user from the image's passwd, limits, rlimits, the network files.
+#[test]
+fn options_are_accepted_by_the_runtime() {
+    if !berth_testsupport::is_root() {
+        eprintln!("skipped: running containers needs root");
+        return;
+    }
+    let Some(berth) = berth_binary() else {
+        eprintln!("skipped: target/debug/berth is missing; run `cargo build -p berth` first");
+        return;
+    };
+    let bundle = tempfile::Builder::new()
+        .prefix("berth-spec-e2e")
+        .tempdir()
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let rootfs = bundle.path().join("rootfs");
+    berth_testsupport::busybox_rootfs(&rootfs);
+    let hosts = bundle.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost berth-e2e-marker\n").unwrap();
+
+    let id = berth_testsupport::unique_name("berth-spec-e2e-opts");
+    let mut ctx = RuntimeContext::new(&id, &rootfs);
+    ctx.hosts_path = Some(hosts);
+    let script = "id -u; id -g; grep CapEff /proc/self/status; \
+                  touch /rootfile 2>/dev/null && echo root_writable || echo root_readonly; \
+                  touch /run/x && echo run_writable; ulimit -n; \
+                  grep -c berth-e2e-marker /etc/hosts; echo HOME=$HOME; cat /proc/self/oom_score_adj";
+    let mut cfg = ContainerConfig {
+        user: "nobody".into(),
+        cmd: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        ..ContainerConfig::default()
+    };
+    cfg.host.readonly_rootfs = true;
+    cfg.host.tmpfs = [("/run".to_owned(), "size=1m".to_owned())].into();
+    cfg.host.shm_size = 16 << 20;
+    cfg.host.oom_score_adj = 300;
+    cfg.host.ulimits = vec![berth_spec::parse_ulimit("nofile=1024:2048").unwrap()];
+    cfg.host.resources.memory = 64 << 20;
+    cfg.host.resources.pids_limit = Some(64);
+    cfg.host.resources.nano_cpus = 500_000_000;
+    let spec = generate(&cfg, &ctx, &NoVolumes).unwrap();
+    std::fs::write(
+        bundle.path().join("config.json"),
+        serde_json::to_vec_pretty(&spec).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(&berth)
+        .arg("runtime")
+        .arg("--root")
+        .arg(state.path())
+        .args(["run", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "berth runtime run failed: {stdout}\n{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "65534",
+            "65534",
+            "CapEff:\t0000000000000000",
+            "root_readonly",
+            "run_writable",
+            "1024",
+            "1",
+            "HOME=/nonexistent",
+            "300",
+        ],
+        "{stderr}"
+    );
+}
