@@ -5,7 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use std::os::unix::net::UnixStream;
+
 use berth_runtime::container::{self, CreateOptions, ExecOptions, Io};
+use berth_runtime::foreground;
 use clap::{Args, Parser, Subcommand};
 use nix::sys::signal::Signal;
 
@@ -277,24 +280,52 @@ fn create_options(root: &Path, args: &CreateArgs) -> Result<CreateOptions> {
 
 fn run(root: &Path, args: &CreateArgs, detach: bool, keep: bool, log: &Logger) -> Result<i32> {
     protect()?;
-    if !detach {
-        // The init is our grandchild; as subreaper we get to wait for it.
-        container::become_subreaper()?;
-    }
-    let (pid, warnings) = container::create(create_options(root, args)?)?;
-    log.warnings(&warnings);
-    if let Err(e) = container::start(root, &args.id) {
-        let _ = container::delete(root, &args.id, true);
-        return Err(e.into());
-    }
+    let terminal = bundle_wants_terminal(&args.bundle);
     if detach {
-        return Ok(0);
+        if terminal && args.console_socket.is_none() {
+            bail!("cannot allocate a tty for a detached container without --console-socket");
+        }
+        container::create(create_options(root, args)?).map(|(_, w)| log.warnings(&w))?;
+        return start_or_delete(root, &args.id).map(|()| 0);
     }
-    let code = container::wait_forwarding_signals(pid)?;
+    // The init is our grandchild; as subreaper we get to wait for it. Signals are blocked
+    // before it exists so none is lost.
+    container::become_subreaper()?;
+    let signals = foreground::block_signals()?;
+    let mut opts = create_options(root, args)?;
+    let console = match (terminal, &args.console_socket) {
+        (true, None) => {
+            let (ours, theirs) = UnixStream::pair().context("create console socketpair")?;
+            opts.io = Io::Console(theirs);
+            Some(ours)
+        }
+        _ => None,
+    };
+    let (pid, warnings) = container::create(opts)?;
+    log.warnings(&warnings);
+    let master = console
+        .map(|c| berth_runtime::tty::recv_fd(&c))
+        .transpose()?;
+    start_or_delete(root, &args.id)?;
+    let code = foreground::wait(&signals, pid, master)?;
     if !keep {
         container::delete(root, &args.id, true)?;
     }
     Ok(code)
+}
+
+fn start_or_delete(root: &Path, id: &str) -> Result<()> {
+    container::start(root, id).map_err(|e| {
+        let _ = container::delete(root, id, true);
+        e.into()
+    })
+}
+
+fn bundle_wants_terminal(bundle: &Path) -> bool {
+    oci_spec::runtime::Spec::load(bundle.join("config.json"))
+        .ok()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false)
 }
 
 fn exec(root: &Path, args: &ExecArgs, log: &Logger) -> Result<i32> {
@@ -304,11 +335,24 @@ fn exec(root: &Path, args: &ExecArgs, log: &Logger) -> Result<i32> {
         bail!("container {} is paused, unpause it first", args.id);
     }
     let process = exec_process(&c, args)?;
-    if !args.detach {
-        container::become_subreaper()?;
+    let terminal = process.terminal().unwrap_or(false);
+    if args.detach && terminal && args.console_socket.is_none() {
+        bail!("cannot allocate a tty for a detached process without --console-socket");
     }
+    let signals = if args.detach {
+        None
+    } else {
+        container::become_subreaper()?;
+        Some(foreground::block_signals()?)
+    };
+    let mut console = None;
     let io = match &args.console_socket {
         Some(s) => Io::ConsoleSocket(s.clone()),
+        None if terminal => {
+            let (ours, theirs) = UnixStream::pair().context("create console socketpair")?;
+            console = Some(ours);
+            Io::Console(theirs)
+        }
         None => Io::Inherit,
     };
     let opts = ExecOptions {
@@ -321,10 +365,13 @@ fn exec(root: &Path, args: &ExecArgs, log: &Logger) -> Result<i32> {
     };
     let (pid, warnings) = container::exec(opts)?;
     log.warnings(&warnings);
-    if args.detach {
-        return Ok(0);
+    let master = console
+        .map(|c| berth_runtime::tty::recv_fd(&c))
+        .transpose()?;
+    match signals {
+        Some(signals) => Ok(foreground::wait(&signals, pid, master)?),
+        None => Ok(0),
     }
-    Ok(container::wait_forwarding_signals(pid)?)
 }
 
 /// The process to exec: `--process` JSON, or the container's own process with the command

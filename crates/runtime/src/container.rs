@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{ForkResult, Pid};
 use oci_spec::runtime::{LinuxIdMapping, Process, Spec};
 use serde::Serialize;
@@ -29,6 +29,8 @@ pub enum Io {
     Fds([OwnedFd; 3]),
     /// Path of a unix socket that receives the pty master (`--console-socket`).
     ConsoleSocket(PathBuf),
+    /// An already-connected socket that receives the pty master (a foreground `run`).
+    Console(UnixStream),
 }
 
 /// Options for [`create`].
@@ -75,7 +77,7 @@ fn create_in(
         .ok_or_else(|| invalid_config(&opts.bundle, "process is missing"))?;
     let rootfs = rootfs_path(&opts.bundle, &spec)?;
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && !matches!(opts.io, Io::ConsoleSocket(_)) {
+    if terminal && !matches!(opts.io, Io::ConsoleSocket(_) | Io::Console(_)) {
         return Err(RuntimeError::InvalidSpec(
             "process.terminal is true but no --console-socket was given to receive the pty".into(),
         ));
@@ -495,7 +497,10 @@ fn stdio_for(io: &Io, terminal: bool) -> Result<Stdio> {
             UnixStream::connect(path)
                 .context(|| format!("connect to console socket {}", path.display()))?,
         ),
-        Io::ConsoleSocket(_) => Stdio::Inherit,
+        Io::Console(stream) if terminal => {
+            Stdio::Console(stream.try_clone().context(|| "dup console socket".into())?)
+        }
+        Io::ConsoleSocket(_) | Io::Console(_) => Stdio::Inherit,
     })
 }
 
@@ -810,7 +815,7 @@ pub fn exec(opts: ExecOptions) -> Result<(i32, Warnings)> {
         });
     let namespaces = Namespaces::of_process(c.record.pid, types)?;
     let terminal = opts.process.terminal().unwrap_or(false);
-    if terminal && !matches!(opts.io, Io::ConsoleSocket(_)) {
+    if terminal && !matches!(opts.io, Io::ConsoleSocket(_) | Io::Console(_)) {
         return Err(RuntimeError::InvalidSpec(
             "a terminal needs --console-socket".into(),
         ));
@@ -861,69 +866,6 @@ pub fn exec(opts: ExecOptions) -> Result<(i32, Warnings)> {
         crate::state::write_atomic(pid_file, pid.to_string().as_bytes())?;
     }
     Ok((pid, warnings))
-}
-
-/// Waits for `pid` (our child or reparented to us as subreaper), forwarding the signals a
-/// foreground runtime receives to it. Returns Docker-style exit status: the code, or 128+signal.
-pub fn wait_forwarding_signals(pid: i32) -> Result<i32> {
-    use nix::sys::signal::SigSet;
-    use nix::sys::signalfd::SignalFd;
-    let mut mask = SigSet::empty();
-    for s in FORWARDED {
-        mask.add(s);
-    }
-    mask.add(Signal::SIGCHLD);
-    mask.thread_block().context(|| "block signals".into())?;
-    let sfd = SignalFd::new(&mask).context(|| "signalfd".into())?;
-    loop {
-        if let Some(code) = reap(pid)? {
-            return Ok(code);
-        }
-        match sfd.read_signal() {
-            Ok(Some(info)) => {
-                let sig = info.ssi_signo as i32;
-                if sig != libc::SIGCHLD {
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::try_from(sig).ok());
-                }
-            }
-            Ok(None) => {}
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e).context(|| "read signalfd".into()),
-        }
-    }
-}
-
-const FORWARDED: [Signal; 8] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-    Signal::SIGCONT,
-];
-
-/// Reaps every exited child; returns the exit status of `pid` once it has exited.
-fn reap(pid: i32) -> Result<Option<i32>> {
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(p, code)) if p.as_raw() == pid => return Ok(Some(code)),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p.as_raw() == pid => {
-                return Ok(Some(128 + sig as i32));
-            }
-            Ok(WaitStatus::StillAlive) => return Ok(None),
-            Ok(_) => continue,
-            Err(nix::errno::Errno::ECHILD) => {
-                return Err(RuntimeError::Init {
-                    message: format!("process {pid} is not our child"),
-                    exit_code: 1,
-                });
-            }
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context(|| "waitpid".into()),
-        }
-    }
 }
 
 /// Makes the calling process the reaper of its orphaned descendants, so the container's init

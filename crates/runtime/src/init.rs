@@ -57,6 +57,7 @@ pub struct InitPlan {
 /// ones, and forks the process that will be the container's init (pid 1 in a new pid
 /// namespace). Never returns.
 pub fn bootstrap(plan: InitPlan, mut chan: Channel, kind: ProcessKind) -> ! {
+    close_inherited_fds(&plan, &chan);
     let result =
         enter_namespaces(&plan, &mut chan).and_then(|()| fork_child(plan, &mut chan, kind));
     if let Err(e) = result {
@@ -71,6 +72,38 @@ pub fn bootstrap(plan: InitPlan, mut chan: Channel, kind: ProcessKind) -> ! {
 pub enum ProcessKind {
     Init,
     Exec,
+}
+
+/// Closes every fd the caller had open except the ones the container needs. Without this the
+/// container's init would hold the caller's pipes and sockets (a shim's readiness pipe, a
+/// daemon's connections) until it execs, and a bug could leak them into the container.
+fn close_inherited_fds(plan: &InitPlan, chan: &Channel) {
+    let mut keep: Vec<RawFd> = (0..3 + plan.preserve_fds).collect();
+    keep.extend(chan.raw_fds());
+    keep.extend(plan.namespaces.join.iter().map(|(_, fd)| fd.as_raw_fd()));
+    keep.extend(plan.fifo.as_ref().map(|fd| fd.as_raw_fd()));
+    match &plan.stdio {
+        Stdio::Inherit => {}
+        Stdio::Fds(fds) => keep.extend(fds.iter().map(|fd| fd.as_raw_fd())),
+        Stdio::Console(socket) => keep.push(socket.as_raw_fd()),
+    }
+    keep.sort_unstable();
+    keep.dedup();
+    let mut next: RawFd = 0;
+    for fd in keep.into_iter().chain(std::iter::once(RawFd::MAX)) {
+        if fd > next {
+            // SAFETY: close_range on fds this process owns; the kept ones are skipped.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    next as libc::c_uint,
+                    (fd - 1) as libc::c_uint,
+                    0,
+                )
+            };
+        }
+        next = fd.saturating_add(1);
+    }
 }
 
 fn enter_namespaces(plan: &InitPlan, chan: &mut Channel) -> Result<()> {

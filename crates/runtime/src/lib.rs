@@ -8,6 +8,7 @@
 pub mod container;
 pub mod error;
 pub mod features;
+pub mod foreground;
 pub mod hooks;
 mod init;
 pub mod namespaces;

@@ -384,12 +384,11 @@ mod tests {
         let missing = find_executable("no-such-program-berth", &env).unwrap_err();
         assert_eq!(missing.exit_code(), 127);
         assert!(missing.to_string().contains("executable file not found"));
-        assert_eq!(
-            find_executable("/etc/hostname", &env)
-                .unwrap_err()
-                .exit_code(),
-            126
-        );
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("data");
+        std::fs::write(&plain, "not a program").unwrap();
+        let plain = plain.to_str().unwrap();
+        assert_eq!(find_executable(plain, &env).unwrap_err().exit_code(), 126);
         assert_eq!(
             find_executable("/nonexistent/x", &env)
                 .unwrap_err()

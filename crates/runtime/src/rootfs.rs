@@ -815,6 +815,7 @@ mod tests {
         let rootfs = dir.path();
         // An image symlink pointing at an absolute host path must resolve inside the rootfs.
         std::os::unix::fs::symlink(outside.path(), rootfs.join("escape")).unwrap();
+        std::fs::create_dir_all(rootfs.join(outside.path().strip_prefix("/").unwrap())).unwrap();
         let root = open_root(rootfs).unwrap();
         mkdir_all_in_root(&root, Path::new("/escape/created"), Kind::Dir).unwrap();
         assert!(!outside.path().join("created").exists());
@@ -824,6 +825,16 @@ mod tests {
                 .join("created")
                 .is_dir()
         );
+    }
+
+    #[test]
+    fn dangling_symlinks_are_not_followed_to_the_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
+        let root = open_root(dir.path()).unwrap();
+        assert!(mkdir_all_in_root(&root, Path::new("/escape/created"), Kind::Dir).is_err());
+        assert!(!outside.path().join("created").exists());
     }
 
     #[test]

@@ -83,6 +83,12 @@ impl Channel {
         }
     }
 
+    /// The fds this channel holds, so a forked child can keep them while closing the rest.
+    pub fn raw_fds(&self) -> [std::os::fd::RawFd; 2] {
+        use std::os::fd::AsRawFd;
+        [self.reader.get_ref().as_raw_fd(), self.writer.as_raw_fd()]
+    }
+
     /// A second channel on the same socket, for a forked child (the buffer starts empty).
     pub fn try_clone(&self) -> Result<Channel> {
         let stream = self

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use crate::error::ShimError;
 use crate::logfile::LogConfig;
 
-/// The runtime used when `--runtime` is not given.
-pub const DEFAULT_RUNTIME: &str = "runc";
+/// The runtime used when `--runtime` is not given: berth's own, linked into the shim.
+pub const DEFAULT_RUNTIME: &str = BUILTIN_RUNTIME;
+/// The `--runtime` value naming the built-in runtime.
+pub const BUILTIN_RUNTIME: &str = "builtin";
 /// The runtime state directory used when `--runtime-root` is not given.
 pub const DEFAULT_RUNTIME_ROOT: &str = "/run/berth/runtime";
 

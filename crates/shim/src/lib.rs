@@ -18,6 +18,7 @@
 //! built-in runtime (`berth-runtime`) will plug into [`Runtime`]; until it is usable the
 //! crate does not depend on it.
 
+pub mod builtin;
 pub mod client;
 pub mod config;
 mod detach;
@@ -54,6 +55,15 @@ pub fn main_entry(args: Vec<String>) -> i32 {
         return 0;
     }
     match Config::parse(args) {
+        Ok(cfg) if cfg.runtime.as_os_str() == config::BUILTIN_RUNTIME => {
+            // The built-in runtime runs its code inside the container's namespaces: run from a
+            // read-only view of our own binary first (CVE-2019-5736).
+            if let Err(e) = berth_runtime::protect::reexec_from_readonly_binary() {
+                eprintln!("berth shim: {e}");
+                return 1;
+            }
+            detach::spawn(cfg)
+        }
         Ok(cfg) => detach::spawn(cfg),
         Err(e) => {
             eprintln!("berth shim: {e}\n{}", config::USAGE);

@@ -14,6 +14,46 @@ use berth_shim::protocol::{Status, StdStream};
 use berth_testsupport::{Bundle, is_root, unique_name};
 
 const RUNC: &str = "/usr/sbin/runc";
+
+/// The runtime the shim drives in these tests: the built-in one unless
+/// `BERTH_SHIM_TEST_RUNTIME` names a runc-compatible binary.
+fn runtime_under_test() -> String {
+    std::env::var("BERTH_SHIM_TEST_RUNTIME")
+        .unwrap_or_else(|_| berth_shim::config::BUILTIN_RUNTIME.to_string())
+}
+
+fn uses_builtin() -> bool {
+    runtime_under_test() == berth_shim::config::BUILTIN_RUNTIME
+}
+
+/// Force-deletes the container from the runtime's state; true if the runtime knew it.
+fn runtime_force_delete(root: &Path, id: &str) {
+    if uses_builtin() {
+        let _ = berth_runtime::container::delete(root, id, true);
+        return;
+    }
+    let _ = Command::new(runtime_under_test())
+        .arg("--root")
+        .arg(root)
+        .args(["delete", "--force", id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Whether the runtime still has state for the container.
+fn runtime_knows(root: &Path, id: &str) -> bool {
+    if uses_builtin() {
+        return berth_runtime::container::Container::load(root, id).is_ok();
+    }
+    Command::new(runtime_under_test())
+        .arg("--root")
+        .arg(root)
+        .args(["state", id])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn bin() -> &'static str {
@@ -60,6 +100,8 @@ impl Harness {
     }
 
     fn shim_command(&self, extra: &[&str]) -> Command {
+        // The built-in runtime by default; BERTH_SHIM_TEST_RUNTIME=/usr/sbin/runc runs the
+        // same tests against runc.
         let mut cmd = Command::new(bin());
         cmd.arg("shim")
             .arg("--id")
@@ -69,7 +111,7 @@ impl Harness {
             .arg("--state-dir")
             .arg(self.state_dir())
             .arg("--runtime")
-            .arg(RUNC)
+            .arg(runtime_under_test())
             .arg("--runtime-root")
             .arg(self.runtime_root())
             .arg("--log-path")
@@ -123,13 +165,7 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         // Best effort on every path: nothing may outlive the test.
-        let _ = Command::new(RUNC)
-            .arg("--root")
-            .arg(self.runtime_root())
-            .args(["delete", "--force", &self.id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        runtime_force_delete(&self.runtime_root(), &self.id);
         if let Some(pid) = self.shim_pid()
             && is_our_shim(pid)
         {
@@ -507,13 +543,10 @@ fn missing_rootfs_is_a_clear_start_error() {
     eprintln!("start error: {}", stderr.trim_end());
     assert!(h.shim_pid().is_none());
     assert!(!h.state_dir().join(berth_shim::SOCKET_NAME).exists());
-    let state = Command::new(RUNC)
-        .arg("--root")
-        .arg(h.runtime_root())
-        .args(["state", &h.id])
-        .output()
-        .unwrap();
-    assert!(!state.status.success(), "runc still knows the container");
+    assert!(
+        !runtime_knows(&h.runtime_root(), &h.id),
+        "the runtime still knows the container"
+    );
 }
 
 /// Reads a `kB` figure from /proc.
