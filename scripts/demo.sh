@@ -37,3 +37,30 @@ echo "bundle: $work/bundle (config.json from 'berth runtime spec')"
 
 say "berth runtime run: a container in the foreground"
 (cd "$work/bundle" && time "$BERTH" runtime --root "$root" run demo-fg)
+
+say "berth shim: a detached container that outlives the command that started it"
+mkdir -p "$work/bundle2" "$work/shim"
+cp -a "$work/bundle/rootfs" "$work/bundle2/rootfs"
+python3 - "$work/bundle/config.json" "$work/bundle2/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["args"] = ["sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.2; done; echo bye >&2; exit 7"]
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+"$BERTH" shim --id demo-detached --bundle "$work/bundle2" --state-dir "$work/shim" \
+  --runtime-root "$root" --log-path "$work/shim/container.log"
+echo "shim pid $(cat "$work/shim/shim.pid") is running; the command that started it has returned"
+python3 - "$work/shim/shim.sock" <<'PY'
+import json, socket, sys
+def call(req):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+    s.sendall((json.dumps(req) + "\n").encode())
+    line = s.makefile().readline(); s.close()
+    return json.loads(line)
+print("start ->", call({"op": "start"}))
+print("wait  ->", call({"op": "wait"})["exit"])
+print("delete ->", call({"op": "delete"}))
+print("shutdown ->", call({"op": "shutdown"}))
+PY
+echo "container log (Docker's json-file format):"
+cat "$work/shim/container.log"
