@@ -215,15 +215,26 @@ pub fn now_rfc3339() -> String {
 
 /// Formats a Unix time as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let mut out = String::with_capacity(30);
+    write_rfc3339(secs, nanos, &mut out);
+    out
+}
+
+/// Appends a Unix time as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` to `out` (no allocation when `out`
+/// has room: log writers call this per line).
+pub fn write_rfc3339(secs: i64, nanos: u32, out: &mut String) {
+    use std::fmt::Write;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
+    // Writing to a String cannot fail.
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
-    )
+    );
 }
 
 // Howard Hinnant's days-to-civil algorithm: exact for the proleptic Gregorian calendar.
