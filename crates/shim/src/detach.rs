@@ -87,9 +87,14 @@ fn await_verdict(ready: OwnedFd, child: Pid) -> Result<(), String> {
 fn become_shim(cfg: Config, ready: OwnedFd) -> i32 {
     let mut ready = File::from(ready);
     let runtime: Box<dyn Runtime> = if cfg.runtime.as_os_str() == crate::config::BUILTIN_RUNTIME {
-        Box::new(crate::builtin::BuiltinRuntime::new(cfg.runtime_root.clone()))
+        Box::new(crate::builtin::BuiltinRuntime::new(
+            cfg.runtime_root.clone(),
+        ))
     } else {
-        Box::new(ExternalRuntime::new(cfg.runtime.clone(), cfg.runtime_root.clone()))
+        Box::new(ExternalRuntime::new(
+            cfg.runtime.clone(),
+            cfg.runtime_root.clone(),
+        ))
     };
     let state_dir = cfg.state_dir.clone();
     let created = detach(ready.as_raw_fd()).and_then(|sigfd| {
