@@ -1,0 +1,45 @@
+//! The routes, one module per Docker API area. Each handler takes only the engine service
+//! it needs (axum `FromRef` substates of [`Backend`]).
+
+mod containers;
+mod events;
+mod system;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::response::{IntoResponse, Response};
+use berth_engine::{Events, System};
+use berth_errdefs::Category;
+
+use crate::Backend;
+use crate::error::ApiError;
+use crate::middleware::NoApiVersionHeader;
+
+impl FromRef<Backend> for Arc<System> {
+    fn from_ref(backend: &Backend) -> Arc<System> {
+        backend.system.clone()
+    }
+}
+
+impl FromRef<Backend> for Arc<Events> {
+    fn from_ref(backend: &Backend) -> Arc<Events> {
+        backend.events.clone()
+    }
+}
+
+pub(crate) fn router(backend: Backend) -> Router {
+    Router::new()
+        .merge(system::routes())
+        .merge(events::routes())
+        .merge(containers::routes())
+        .with_state(backend)
+}
+
+/// dockerd's answer to a path no route matches.
+pub(crate) async fn not_found() -> Response {
+    let mut response = ApiError::new(Category::NotFound, "page not found").into_response();
+    response.extensions_mut().insert(NoApiVersionHeader);
+    response
+}
