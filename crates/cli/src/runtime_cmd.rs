@@ -217,7 +217,10 @@ fn dispatch(cli: &RuntimeCli, log: &Logger) -> Result<i32> {
             log.warnings(&warnings);
             Ok(0)
         }
-        Command::Start { id } => container::start(root, id).map(|()| 0).map_err(Into::into),
+        Command::Start { id } => {
+            log.warnings(&container::start(root, id)?);
+            Ok(0)
+        }
         Command::Run {
             create,
             detach,
@@ -236,9 +239,10 @@ fn dispatch(cli: &RuntimeCli, log: &Logger) -> Result<i32> {
             )?;
             Ok(0)
         }
-        Command::Delete { force, id } => container::delete(root, id, *force)
-            .map(|()| 0)
-            .map_err(Into::into),
+        Command::Delete { force, id } => {
+            log.warnings(&container::delete(root, id, *force)?);
+            Ok(0)
+        }
         Command::List { format, quiet } => list(root, format, *quiet),
         Command::Ps {
             format,
@@ -286,7 +290,7 @@ fn run(root: &Path, args: &CreateArgs, detach: bool, keep: bool, log: &Logger) -
             bail!("cannot allocate a tty for a detached container without --console-socket");
         }
         container::create(create_options(root, args)?).map(|(_, w)| log.warnings(&w))?;
-        return start_or_delete(root, &args.id).map(|()| 0);
+        return start_or_delete(root, &args.id, log).map(|()| 0);
     }
     // The init is our grandchild; as subreaper we get to wait for it. Signals are blocked
     // before it exists so none is lost.
@@ -306,19 +310,25 @@ fn run(root: &Path, args: &CreateArgs, detach: bool, keep: bool, log: &Logger) -
     let master = console
         .map(|c| berth_runtime::tty::recv_fd(&c))
         .transpose()?;
-    start_or_delete(root, &args.id)?;
+    start_or_delete(root, &args.id, log)?;
     let code = foreground::wait(&signals, pid, master)?;
     if !keep {
-        container::delete(root, &args.id, true)?;
+        log.warnings(&container::delete(root, &args.id, true)?);
     }
     Ok(code)
 }
 
-fn start_or_delete(root: &Path, id: &str) -> Result<()> {
-    container::start(root, id).map_err(|e| {
-        let _ = container::delete(root, id, true);
-        e.into()
-    })
+fn start_or_delete(root: &Path, id: &str, log: &Logger) -> Result<()> {
+    match container::start(root, id) {
+        Ok(warnings) => {
+            log.warnings(&warnings);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = container::delete(root, id, true);
+            Err(e.into())
+        }
+    }
 }
 
 fn bundle_wants_terminal(bundle: &Path) -> bool {

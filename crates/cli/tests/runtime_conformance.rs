@@ -62,13 +62,7 @@ conformance_test!(state_of_unknown_id_fails);
 conformance_test!(list_shows_containers);
 conformance_test!(exec_joins_container);
 // process
-conformance_test!(
-    process_args_env_cwd,
-    [(
-        "berth",
-        "berth does not create a missing process.cwd (runc and crun mkdir it): chdir ENOENT"
-    )]
-);
+conformance_test!(process_args_env_cwd);
 conformance_test!(process_user_and_groups);
 conformance_test!(process_umask);
 conformance_test!(process_rlimit_nofile);
@@ -76,13 +70,7 @@ conformance_test!(process_capabilities_root);
 conformance_test!(process_capabilities_ambient_non_root);
 conformance_test!(process_no_new_privileges);
 conformance_test!(process_oom_score_adj);
-conformance_test!(
-    process_terminal_console_socket,
-    [(
-        "berth",
-        "berth ignores process.consoleSize: the pty stays 0x0 and `stty size` fails"
-    )]
-);
+conformance_test!(process_terminal_console_socket);
 // root, mounts, paths, devices
 conformance_test!(root_readonly);
 conformance_test!(
@@ -109,14 +97,7 @@ conformance_test!(ns_join_netns_by_path);
 conformance_test!(cgroup_memory_limit_oom_kills);
 conformance_test!(cgroup_pids_limit_stops_fork);
 conformance_test!(cgroup_cpu_shares_quota_cpuset);
-conformance_test!(
-    cgroup_devices_deny_all_keeps_default_devices,
-    [(
-        "berth",
-        "berth applies a deny-all device rule before creating /dev nodes (mknod /dev/null: EPERM); \
-                runc always allows `c *:* m`, `b *:* m` and the default devices"
-    )]
-);
+conformance_test!(cgroup_devices_deny_all_keeps_default_devices);
 // sysctl
 conformance_test!(sysctl_namespaced_applied);
 conformance_test!(sysctl_non_namespaced_rejected);
@@ -135,16 +116,10 @@ conformance_test!(
 conformance_test!(hooks_failing_prestart_fails_create);
 conformance_test!(
     hooks_failing_poststart_poststop_only_warn,
-    [
-        (
-            "runc",
-            "runc 1.1.5 fails create when a poststart hook fails (it runs poststart during create)"
-        ),
-        (
-            "berth",
-            "berth fails `start` when a poststart hook fails; runtime-spec says warn and go on"
-        ),
-    ]
+    [(
+        "runc",
+        "runc 1.1.5 fails create when a poststart hook fails (it runs poststart during create)"
+    ),]
 );
 // escapes
 conformance_test!(escape_no_leaked_fds_cve_2024_21626);

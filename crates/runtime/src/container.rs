@@ -409,13 +409,72 @@ fn setup_cgroup(
     let hierarchy = berth_cgroups::Hierarchy::detect()?;
     let cgroup = berth_cgroups::Cgroup::new(hierarchy, path)?;
     cgroup.create()?;
-    if let Some(resources) = linux.resources()
-        && let Err(e) = cgroup.apply(resources)
+    if let Some(resources) = linux
+        .resources()
+        .as_ref()
+        .map(|r| with_default_device_rules(r, linux))
+        && let Err(e) = cgroup.apply(&resources)
     {
         let _ = cgroup.destroy();
         return Err(e.into());
     }
     Ok(cgroup)
+}
+
+/// When the config restricts devices at all, the devices every container gets (runtime-spec
+/// "Default Devices", plus the pty devices) and the ones `linux.devices` creates stay usable,
+/// as runc arranges: their allow rules go after the config's own.
+fn with_default_device_rules(
+    resources: &oci_spec::runtime::LinuxResources,
+    linux: &oci_spec::runtime::Linux,
+) -> oci_spec::runtime::LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let mut resources = resources.clone();
+    let Some(mut rules) = resources.devices().clone().filter(|r| !r.is_empty()) else {
+        return resources;
+    };
+    let allow = |major: i64, minor: Option<i64>| {
+        let mut rule = LinuxDeviceCgroup::default();
+        rule.set_allow(true);
+        rule.set_typ(Some(LinuxDeviceType::C));
+        rule.set_major(Some(major));
+        rule.set_minor(minor);
+        rule.set_access(Some("rwm".into()));
+        rule
+    };
+    let defaults = [
+        (1, Some(3)),
+        (1, Some(5)),
+        (1, Some(7)),
+        (1, Some(8)),
+        (1, Some(9)),
+        (5, Some(0)),
+        (5, Some(2)),
+        (136, None),
+    ];
+    rules.extend(
+        defaults
+            .into_iter()
+            .map(|(major, minor)| allow(major, minor)),
+    );
+    // mknod of any node (not its use) stays allowed, as with runc: images ship device nodes.
+    for typ in [LinuxDeviceType::C, LinuxDeviceType::B] {
+        let mut rule = allow(0, None);
+        rule.set_typ(Some(typ));
+        rule.set_major(None);
+        rule.set_access(Some("m".into()));
+        rules.push(rule);
+    }
+    for d in linux.devices().iter().flatten() {
+        let mut rule = allow(d.major(), Some(d.minor()));
+        rule.set_typ(Some(match d.typ() {
+            LinuxDeviceType::B => LinuxDeviceType::B,
+            _ => LinuxDeviceType::C,
+        }));
+        rules.push(rule);
+    }
+    resources.set_devices(Some(rules));
+    resources
 }
 
 fn cgroup_view(cgroup: &berth_cgroups::Cgroup) -> CgroupView {
@@ -609,21 +668,22 @@ fn current_status(state: &StateDir, rec: &ContainerRecord) -> Status {
     }
 }
 
-/// Lets the created container's init run its program; then runs poststart hooks.
-pub fn start(root: &Path, id: &str) -> Result<()> {
+/// Lets the created container's init run its program; then runs poststart hooks, whose
+/// failures are returned as warnings (runtime-spec: warn and go on).
+pub fn start(root: &Path, id: &str) -> Result<Warnings> {
     let c = Container::load(root, id)?;
     if c.status != Status::Created {
         return Err(c.wrong_state("start", "created"));
     }
     release_fifo(&c)?;
     let spec = c.state.load_spec()?;
-    if let Some(hooks) = spec.hooks().as_ref().and_then(|h| h.poststart().clone()) {
-        let json = state_json(&c.record, Status::Running);
-        // A failing poststart hook is logged by runc, not fatal; we report it as an error
-        // because the caller cannot see a log line.
-        crate::hooks::run("poststart", &hooks, json.as_bytes())?;
-    }
-    Ok(())
+    let hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().clone())
+        .unwrap_or_default();
+    let json = state_json(&c.record, Status::Running);
+    Ok(crate::hooks::run_all("poststart", &hooks, json.as_bytes()))
 }
 
 /// Opens the exec fifo for reading, which unblocks the init; reads its byte; removes the fifo.
@@ -688,11 +748,13 @@ pub fn kill(root: &Path, id: &str, signal: Signal, all: bool) -> Result<()> {
 }
 
 /// Removes a stopped (or, with `force`, any) container: kills what is left, removes its cgroup
-/// and state, runs poststop hooks.
-pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+/// and state, runs poststop hooks (whose failures come back as warnings).
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<Warnings> {
     let c = match Container::load(root, id) {
         // A half-created container (state dir without state.json) is removed with --force.
-        Err(RuntimeError::NotFound(_)) if force => return remove_leftover(root, id),
+        Err(RuntimeError::NotFound(_)) if force => {
+            return remove_leftover(root, id).map(|()| Vec::new());
+        }
         other => other?,
     };
     match c.status {
@@ -706,18 +768,13 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         cg.destroy()?;
     }
     c.state.remove()?;
-    if let Some(hooks) = spec
+    let hooks = spec
         .as_ref()
         .and_then(|s| s.hooks().as_ref())
         .and_then(|h| h.poststop().clone())
-    {
-        crate::hooks::run(
-            "poststop",
-            &hooks,
-            state_json(&c.record, Status::Stopped).as_bytes(),
-        )?;
-    }
-    Ok(())
+        .unwrap_or_default();
+    let json = state_json(&c.record, Status::Stopped);
+    Ok(crate::hooks::run_all("poststop", &hooks, json.as_bytes()))
 }
 
 fn remove_leftover(root: &Path, id: &str) -> Result<()> {

@@ -14,6 +14,16 @@ pub fn run(phase: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<()>
     hooks.iter().try_for_each(|h| run_one(phase, h, state_json))
 }
 
+/// Runs every hook even when some fail, for the phases where the runtime-spec says a failure
+/// is only a warning (poststart, poststop). Returns one message per failed hook.
+pub fn run_all(phase: &'static str, hooks: &[Hook], state_json: &[u8]) -> Vec<String> {
+    hooks
+        .iter()
+        .filter_map(|h| run_one(phase, h, state_json).err())
+        .map(|e| e.to_string())
+        .collect()
+}
+
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn run_one(phase: &'static str, hook: &Hook, state_json: &[u8]) -> Result<()> {

@@ -188,7 +188,7 @@ fn init(plan: InitPlan, chan: &mut Channel) -> Result<std::convert::Infallible> 
     enter_root(&plan)?;
     finish_filesystem(&plan)?;
     set_identity(&plan.spec, &plan.namespaces)?;
-    let exec = prepare_process(&plan)?;
+    let exec = prepare_process(&plan, ProcessKind::Init)?;
     drop_privileges(&plan)?;
     chan.send(&Message::Ready)?;
     // The parent is gone from here on: failures go to the container's stderr, as with runc.
@@ -321,8 +321,8 @@ fn set_identity(spec: &Spec, ns: &Namespaces) -> Result<()> {
 
 /// Stdio, rlimits, oom score, the executable and the working directory: everything that still
 /// needs root, done before privileges are dropped.
-fn prepare_process(plan: &InitPlan) -> Result<ExecArgs> {
-    setup_stdio(&plan.stdio)?;
+fn prepare_process(plan: &InitPlan, kind: ProcessKind) -> Result<ExecArgs> {
+    setup_stdio(&plan.stdio, plan.process.console_size().as_ref())?;
     process::set_rlimits(plan.process.rlimits().as_deref().unwrap_or(&[]))?;
     if let Some(score) = plan.process.oom_score_adj() {
         process::set_oom_score_adj(score)?;
@@ -332,14 +332,19 @@ fn prepare_process(plan: &InitPlan) -> Result<ExecArgs> {
         .first()
         .ok_or_else(|| RuntimeError::InvalidSpec("process.args is empty".into()))?;
     let env = plan.process.env().clone().unwrap_or_default();
-    let path = process::find_executable(program, &env)?;
+    if kind == ProcessKind::Init {
+        // Like runc: a missing working directory is created (we are inside the new root, so
+        // nothing outside it can be reached).
+        process::create_cwd(plan.process.cwd())?;
+    }
     process::enter_cwd(plan.process.cwd())?;
+    let path = process::find_executable(program, &env)?;
     let keep: Vec<RawFd> = (3..3 + plan.preserve_fds).collect();
     process::close_fds_on_exec(&keep)?;
     ExecArgs::new(&path, &plan.process)
 }
 
-fn setup_stdio(stdio: &Stdio) -> Result<()> {
+fn setup_stdio(stdio: &Stdio, size: Option<&oci_spec::runtime::Box>) -> Result<()> {
     match stdio {
         Stdio::Inherit => Ok(()),
         Stdio::Fds(fds) => {
@@ -347,6 +352,10 @@ fn setup_stdio(stdio: &Stdio) -> Result<()> {
         }
         Stdio::Console(socket) => {
             let (master, slave) = crate::tty::open_pty()?;
+            if let Some(size) = size {
+                let clamp = |v: u64| u16::try_from(v).unwrap_or(u16::MAX);
+                crate::tty::resize(&master, clamp(size.height()), clamp(size.width()))?;
+            }
             crate::tty::send_fd(socket, &master, "/dev/ptmx")?;
             drop(master);
             crate::tty::become_terminal_session(&slave)
@@ -413,7 +422,7 @@ pub fn reset_signals() {
 
 /// An extra process in a running container (`exec`): already in its namespaces and cgroup.
 fn exec_process(plan: InitPlan, chan: &mut Channel) -> Result<std::convert::Infallible> {
-    let exec = prepare_process(&plan)?;
+    let exec = prepare_process(&plan, ProcessKind::Exec)?;
     drop_privileges(&plan)?;
     chan.send(&Message::Ready)?;
     final_exec(&plan, &exec)

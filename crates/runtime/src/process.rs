@@ -232,6 +232,14 @@ pub fn set_dumpable(dumpable: bool) -> Result<()> {
     Ok(())
 }
 
+/// Creates a missing working directory (and its parents) inside the container's root.
+pub fn create_cwd(cwd: &Path) -> Result<()> {
+    if cwd.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(cwd).context(|| format!("create cwd {}", cwd.display()))
+}
+
 /// The working directory, checked to be inside the container: a leaked host fd used as
 /// `cwd` (`/proc/self/fd/N`) must not put the process on the host filesystem (CVE-2024-21626).
 pub fn enter_cwd(cwd: &Path) -> Result<()> {

@@ -85,7 +85,10 @@ impl Runtime for BuiltinRuntime {
     }
 
     fn start(&self, id: &str) -> Result<(), ShimError> {
-        container::start(&self.root, id).map_err(failed("start"))
+        // poststart hook failures are warnings; the shim has no one to show them to.
+        container::start(&self.root, id)
+            .map(drop)
+            .map_err(failed("start"))
     }
 
     fn exec(
@@ -123,6 +126,8 @@ impl Runtime for BuiltinRuntime {
     }
 
     fn delete(&self, id: &str, force: bool) -> Result<(), ShimError> {
-        container::delete(&self.root, id, force).map_err(failed("delete"))
+        container::delete(&self.root, id, force)
+            .map(drop)
+            .map_err(failed("delete"))
     }
 }
