@@ -85,10 +85,12 @@ pub(crate) async fn common(req: Request, next: Next) -> Response {
         }
         _ => None,
     };
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let mut response = match refused {
         Some(response) => response,
         None => next.run(req).await,
     };
+    tracing::debug!(%method, path, status = response.status().as_u16(), "API request");
     let with_api_version = response.extensions().get::<NoApiVersionHeader>().is_none();
     add_docker_headers(response.headers_mut(), with_api_version);
     response
