@@ -1,11 +1,13 @@
 //! The `berth` binary: every part of berth is a subcommand of this one program, so installing
 //! berth is copying one file.
 
+mod daemon_cmd;
 mod runtime_cmd;
 
 const USAGE: &str = "Usage: berth COMMAND
 
 Commands:
+  daemon    The engine daemon, serving the Docker Engine API (berth daemon --help)
   runtime   OCI runtime with a runc-compatible command line (berth runtime --help)
   shim      Per-container monitor (started by the engine)
 ";
@@ -13,6 +15,7 @@ Commands:
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let code = match args.get(1).map(String::as_str) {
+        Some("daemon") => daemon_cmd::main(args[1..].to_vec()),
         Some("runtime") => runtime_cmd::main(args[1..].to_vec()),
         Some("shim") => berth_shim::main_entry(args[1..].to_vec()),
         Some("--version" | "version") => {

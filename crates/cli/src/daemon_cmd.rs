@@ -1,0 +1,505 @@
+//! `berth daemon`: the Docker-compatible engine daemon, with dockerd's flags and `daemon.json`
+//! keys where they apply.
+//!
+//! This module is the composition root: it resolves the configuration, takes the data-root
+//! lock, builds the engine services, binds the sockets and serves the API until SIGTERM or
+//! SIGINT. The daemon is a multi-threaded tokio process and never forks containers itself;
+//! the per-container shim does.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use berth_api_server::Backend;
+use berth_engine::{Events, System, SystemConfig};
+use clap::Parser;
+use nix::fcntl::{Flock, FlockArg};
+use serde_json::{Map, Value};
+
+/// berth's engine daemon (dockerd-compatible flags).
+#[derive(Parser, Debug, Default)]
+#[command(name = "berth daemon", version, about)]
+struct Flags {
+    /// Daemon socket(s) to listen on (`unix:///path`); repeatable.
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Root of persistent state [default: /var/lib/berth].
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Root of runtime state: sockets, bundles [default: /run/berth].
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
+    /// Logging level: debug, info, warn, error, fatal [default: info].
+    #[arg(short = 'l', long)]
+    log_level: Option<String>,
+    /// Enable debug logging.
+    #[arg(short = 'D', long)]
+    debug: bool,
+    /// File the daemon writes its pid to [default: <exec-root>/berth.pid].
+    #[arg(short = 'p', long)]
+    pidfile: Option<PathBuf>,
+    /// Group owning the unix socket(s) [default: berth, if that group exists].
+    #[arg(short = 'G', long)]
+    group: Option<String>,
+    /// Daemon configuration file (JSON, dockerd's daemon.json keys).
+    #[arg(long, default_value = DEFAULT_CONFIG_FILE)]
+    config_file: PathBuf,
+    /// Runtime used for containers that name none [default: berth].
+    #[arg(long)]
+    default_runtime: Option<String>,
+    /// Register an additional OCI runtime as name=path (repeatable).
+    #[arg(long = "add-runtime", value_name = "NAME=PATH")]
+    add_runtime: Vec<String>,
+}
+
+const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
+const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
+const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+const DEFAULT_GROUP: &str = "berth";
+/// The built-in runtime: the shim runs it in-process; `berth runtime` is its runc-style CLI.
+const BUILTIN_RUNTIME: &str = "berth";
+
+/// The resolved configuration: flags over defaults, merged with the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DaemonConfig {
+    sockets: Vec<PathBuf>,
+    data_root: PathBuf,
+    exec_root: PathBuf,
+    log_level: tracing::Level,
+    debug: bool,
+    pidfile: PathBuf,
+    /// `None`: leave the socket's group as created (root's).
+    group: Option<GroupChoice>,
+    default_runtime: String,
+    runtimes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GroupChoice {
+    /// Asked for by name: must exist.
+    Required(String),
+    /// The default: used if it exists.
+    IfExists(String),
+}
+
+/// Entry point: `args[0]` is `daemon`.
+pub fn main(args: Vec<String>) -> i32 {
+    let flags = match Flags::try_parse_from(&args) {
+        Ok(flags) => flags,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 125 } else { 0 };
+        }
+    };
+    match resolve(flags).and_then(run) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth daemon: {e:#}");
+            1
+        }
+    }
+}
+
+/// The `daemon.json` keys berth understands (dockerd's names).
+const FILE_KEYS: &[&str] = &[
+    "hosts",
+    "data-root",
+    "exec-root",
+    "log-level",
+    "debug",
+    "pidfile",
+    "group",
+    "default-runtime",
+    "runtimes",
+];
+
+fn resolve(flags: Flags) -> Result<DaemonConfig> {
+    let file = read_config_file(&flags.config_file)?;
+    check_no_conflicts(&flags, &file)?;
+    let string = |key: &str| -> Result<Option<String>> {
+        match file.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => bail!("{key} in the configuration file must be a string, not {other}"),
+        }
+    };
+    let hosts = match (flags.hosts.is_empty(), file.get("hosts")) {
+        (false, _) => flags.hosts,
+        (true, Some(value)) => serde_json::from_value::<Vec<String>>(value.clone())
+            .context("hosts in the configuration file must be a list of strings")?,
+        (true, None) => vec![DEFAULT_HOST.to_owned()],
+    };
+    let data_root = flags
+        .data_root
+        .or(string("data-root")?.map(PathBuf::from))
+        .unwrap_or_else(|| DEFAULT_DATA_ROOT.into());
+    let exec_root = flags
+        .exec_root
+        .or(string("exec-root")?.map(PathBuf::from))
+        .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into());
+    let debug = flags.debug || file.get("debug").and_then(Value::as_bool).unwrap_or(false);
+    let log_level = match flags.log_level.or(string("log-level")?) {
+        Some(level) => parse_level(&level)?,
+        None if debug => tracing::Level::DEBUG,
+        None => tracing::Level::INFO,
+    };
+    let group = match flags.group.or(string("group")?) {
+        Some(name) if name.is_empty() => None,
+        Some(name) => Some(GroupChoice::Required(name)),
+        None => Some(GroupChoice::IfExists(DEFAULT_GROUP.into())),
+    };
+    let mut runtimes = BTreeMap::from([(BUILTIN_RUNTIME.to_owned(), builtin_runtime_path())]);
+    runtimes.extend(file_runtimes(&file)?);
+    for spec in &flags.add_runtime {
+        let Some((name, path)) = spec
+            .split_once('=')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+        else {
+            bail!("invalid --add-runtime {spec:?}: expected name=path");
+        };
+        runtimes.insert(name.to_owned(), path.to_owned());
+    }
+    let default_runtime = flags
+        .default_runtime
+        .or(string("default-runtime")?)
+        .unwrap_or_else(|| BUILTIN_RUNTIME.into());
+    if !runtimes.contains_key(&default_runtime) {
+        bail!("default runtime {default_runtime:?} is not a configured runtime");
+    }
+    Ok(DaemonConfig {
+        sockets: hosts
+            .iter()
+            .map(|h| socket_path(h))
+            .collect::<Result<_>>()?,
+        pidfile: flags
+            .pidfile
+            .or(string("pidfile")?.map(PathBuf::from))
+            .unwrap_or_else(|| exec_root.join("berth.pid")),
+        data_root,
+        exec_root,
+        log_level,
+        debug,
+        group,
+        default_runtime,
+        runtimes,
+    })
+}
+
+fn builtin_runtime_path() -> String {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "berth".into())
+}
+
+/// Reads the config file; a missing file at the default path is fine, as with dockerd.
+fn read_config_file(path: &Path) -> Result<Map<String, Value>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path == Path::new(DEFAULT_CONFIG_FILE) =>
+        {
+            return Ok(Map::new());
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    if text.trim().is_empty() {
+        return Ok(Map::new());
+    }
+    let map: Map<String, Value> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON object", path.display()))?;
+    let unknown: Vec<&str> = map
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !FILE_KEYS.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "the following directives don't match any configuration option: {}",
+            unknown.join(", ")
+        );
+    }
+    Ok(map)
+}
+
+/// dockerd refuses a setting given both as a flag and in the file; so does berth.
+fn check_no_conflicts(flags: &Flags, file: &Map<String, Value>) -> Result<()> {
+    let given = [
+        ("hosts", !flags.hosts.is_empty()),
+        ("data-root", flags.data_root.is_some()),
+        ("exec-root", flags.exec_root.is_some()),
+        ("log-level", flags.log_level.is_some()),
+        ("pidfile", flags.pidfile.is_some()),
+        ("group", flags.group.is_some()),
+        ("default-runtime", flags.default_runtime.is_some()),
+    ];
+    let both: Vec<&str> = given
+        .iter()
+        .filter(|(key, by_flag)| *by_flag && file.contains_key(*key))
+        .map(|(key, _)| *key)
+        .collect();
+    if !both.is_empty() {
+        bail!(
+            "the following directives are specified both as a flag and in the configuration file: {}",
+            both.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `"runtimes": {"name": {"path": "...", "runtimeArgs": [...]}}`.
+fn file_runtimes(file: &Map<String, Value>) -> Result<BTreeMap<String, String>> {
+    let Some(value) = file.get("runtimes") else {
+        return Ok(BTreeMap::new());
+    };
+    #[derive(serde::Deserialize)]
+    struct Runtime {
+        path: String,
+    }
+    let runtimes: BTreeMap<String, Runtime> = serde_json::from_value(value.clone())
+        .context("runtimes in the configuration file must map names to {\"path\": …}")?;
+    Ok(runtimes.into_iter().map(|(k, v)| (k, v.path)).collect())
+}
+
+fn parse_level(level: &str) -> Result<tracing::Level> {
+    Ok(match level {
+        "debug" => tracing::Level::DEBUG,
+        "info" => tracing::Level::INFO,
+        "warn" => tracing::Level::WARN,
+        "error" | "fatal" | "panic" => tracing::Level::ERROR,
+        other => bail!("unable to parse logging level: {other}"),
+    })
+}
+
+fn socket_path(host: &str) -> Result<PathBuf> {
+    match host.strip_prefix("unix://") {
+        Some("") => Ok(PathBuf::from("/run/berth/berth.sock")),
+        Some(path) => Ok(PathBuf::from(path)),
+        None if host.starts_with("tcp://") || host.starts_with("fd://") => {
+            bail!("{host}: only unix:// sockets are supported so far")
+        }
+        None => bail!("invalid host {host:?}: expected unix:///path"),
+    }
+}
+
+fn run(config: DaemonConfig) -> Result<()> {
+    init_logging(config.log_level);
+    create_dir(&config.data_root, 0o711)?;
+    create_dir(&config.exec_root, 0o700)?;
+    let _lock = lock_data_root(&config.data_root)?;
+    let gid = resolve_group(config.group.as_ref())?;
+    write_pidfile(&config.pidfile)?;
+    let result = serve(&config, gid);
+    for socket in &config.sockets {
+        let _ = fs::remove_file(socket);
+    }
+    let _ = fs::remove_file(&config.pidfile);
+    tracing::info!("daemon shut down");
+    result
+}
+
+fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("berth-daemon")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let backend = Backend {
+            system: Arc::new(System::new(SystemConfig {
+                data_root: config.data_root.clone(),
+                exec_root: config.exec_root.clone(),
+                runtimes: config.runtimes.clone(),
+                default_runtime: config.default_runtime.clone(),
+                debug: config.debug,
+                labels: vec![],
+            })?),
+            events: Arc::new(Events::default()),
+        };
+        let mut listeners = Vec::new();
+        for path in &config.sockets {
+            let listener = berth_api_server::bind_unix(path, gid)
+                .with_context(|| format!("listening on {}", path.display()))?;
+            tracing::info!("API listening on {}", path.display());
+            listeners.push(listener);
+        }
+        berth_api_server::serve(listeners, backend, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("received {name}, shutting down");
+}
+
+fn init_logging(level: tracing::Level) {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(false)
+        .try_init();
+}
+
+fn create_dir(path: &Path, mode: u32) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+/// Holds `<data-root>/berth.lock` for the daemon's lifetime, so two daemons never share a
+/// data root. The lock dies with the process, so a crashed daemon leaves nothing to clean.
+fn lock_data_root(data_root: &Path) -> Result<Flock<fs::File>> {
+    let path = data_root.join("berth.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+            "another berth daemon is already running with data-root {} ({} is locked)",
+            data_root.display(),
+            path.display()
+        ),
+        Err((_, e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
+    };
+    // The holder's pid, for whoever wonders who has the lock.
+    lock.set_len(0)?;
+    writeln!(lock, "{}", std::process::id())?;
+    Ok(lock)
+}
+
+fn resolve_group(choice: Option<&GroupChoice>) -> Result<Option<u32>> {
+    let (name, required) = match choice {
+        None => return Ok(None),
+        Some(GroupChoice::Required(name)) => (name, true),
+        Some(GroupChoice::IfExists(name)) => (name, false),
+    };
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(Some(gid));
+    }
+    match nix::unistd::Group::from_name(name).context("looking up the socket group")? {
+        Some(group) => Ok(Some(group.gid.as_raw())),
+        None if required => bail!("group {name:?} not found"),
+        None => Ok(None),
+    }
+}
+
+fn write_pidfile(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        create_dir(dir, 0o755)?;
+    }
+    fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing pid file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut argv = vec!["daemon", "--config-file", "/nonexistent/berth-test.json"];
+        argv.extend_from_slice(args);
+        Flags::try_parse_from(argv).expect("flags parse")
+    }
+
+    #[test]
+    fn defaults_follow_dockerd() {
+        let mut f = flags(&[]);
+        f.config_file = DEFAULT_CONFIG_FILE.into();
+        if Path::new(DEFAULT_CONFIG_FILE).exists() {
+            return;
+        }
+        let config = resolve(f).expect("resolves");
+        assert_eq!(config.sockets, [PathBuf::from("/run/berth/berth.sock")]);
+        assert_eq!(config.data_root, PathBuf::from("/var/lib/berth"));
+        assert_eq!(config.pidfile, PathBuf::from("/run/berth/berth.pid"));
+        assert_eq!(config.default_runtime, "berth");
+        assert_eq!(config.log_level, tracing::Level::INFO);
+    }
+
+    #[test]
+    fn repeated_hosts_and_runtimes() {
+        let mut f = flags(&["-H", "unix:///a.sock", "--host", "unix:///b.sock"]);
+        f.config_file = DEFAULT_CONFIG_FILE.into();
+        f.add_runtime = vec!["crun=/usr/bin/crun".into()];
+        f.default_runtime = Some("crun".into());
+        if Path::new(DEFAULT_CONFIG_FILE).exists() {
+            return;
+        }
+        let config = resolve(f).expect("resolves");
+        assert_eq!(
+            config.sockets,
+            [PathBuf::from("/a.sock"), PathBuf::from("/b.sock")]
+        );
+        assert_eq!(config.runtimes["crun"], "/usr/bin/crun");
+        assert_eq!(config.default_runtime, "crun");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for bad in [
+            vec!["-H", "tcp://0.0.0.0:2375"],
+            vec!["--log-level", "loud"],
+            vec!["--add-runtime", "noequals"],
+            vec!["--default-runtime", "missing"],
+        ] {
+            let mut f = flags(&bad);
+            f.config_file = DEFAULT_CONFIG_FILE.into();
+            if Path::new(DEFAULT_CONFIG_FILE).exists() {
+                return;
+            }
+            assert!(resolve(f).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn config_file_keys_are_checked_like_dockerd() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("daemon.json");
+        fs::write(&path, r#"{"data-root": "/d", "bogus": 1}"#).expect("write");
+        let err = read_config_file(&path).expect_err("unknown key");
+        assert!(
+            err.to_string()
+                .contains("don't match any configuration option: bogus"),
+            "{err}"
+        );
+
+        fs::write(&path, r#"{"data-root": "/d", "hosts": ["unix:///x.sock"]}"#).expect("write");
+        let mut f = flags(&[]);
+        f.config_file = path.clone();
+        let config = resolve(f).expect("resolves");
+        assert_eq!(config.data_root, PathBuf::from("/d"));
+        assert_eq!(config.sockets, [PathBuf::from("/x.sock")]);
+
+        let mut f = flags(&["--data-root", "/e"]);
+        f.config_file = path;
+        let err = resolve(f).expect_err("conflict");
+        assert!(
+            err.to_string()
+                .contains("both as a flag and in the configuration file: data-root")
+        );
+    }
+}

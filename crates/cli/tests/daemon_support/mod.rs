@@ -1,0 +1,279 @@
+//! Shared by the `daemon_*` tests: start the real `berth daemon` on a temporary data root,
+//! exec root and socket; talk to it with raw HTTP or the real docker CLI; stop it on drop.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a daemon may take to start listening, or to exit after SIGTERM.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `berth daemon`, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+}
+
+/// The argument list for a daemon whose state lives under `dir`.
+pub fn daemon_args(dir: &Path) -> Vec<String> {
+    let s = |p: PathBuf| p.display().to_string();
+    vec![
+        "daemon".into(),
+        "-H".into(),
+        format!("unix://{}", dir.join("berth.sock").display()),
+        "--data-root".into(),
+        s(dir.join("data")),
+        "--exec-root".into(),
+        s(dir.join("exec")),
+        "--pidfile".into(),
+        s(dir.join("berth.pid")),
+        "--config-file".into(),
+        s(dir.join("daemon.json")),
+        "--log-level".into(),
+        "debug".into(),
+    ]
+}
+
+impl Daemon {
+    /// Starts a daemon with fresh directories and waits until its socket answers `/_ping`.
+    pub fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-d")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
+        let child = spawn(&daemon_args(dir.path()));
+        let daemon = Daemon {
+            child,
+            socket: dir.path().join("berth.sock"),
+            data_root: dir.path().join("data"),
+            exec_root: dir.path().join("exec"),
+            pidfile: dir.path().join("berth.pid"),
+            dir,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(response) = try_http(&self.socket, "GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                && response.status == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon did not answer on {} in time", self.socket.display());
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit; returns the exit status and stderr.
+    pub fn terminate(&mut self) -> (Option<i32>, String) {
+        signal(&self.child, libc::SIGTERM);
+        let status = wait_bounded(&mut self.child, STOP_TIMEOUT);
+        let mut stderr = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        (status, stderr)
+    }
+
+    /// Raw HTTP to this daemon.
+    pub fn http(&self, request: &str) -> Response {
+        http(&self.socket, request)
+    }
+
+    /// The real docker CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        docker(&self.socket, &self.dir.path().join("docker-config"), args)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            signal(&self.child, libc::SIGTERM);
+            if wait_bounded(&mut self.child, STOP_TIMEOUT).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Spawns the berth binary with piped stderr.
+pub fn spawn(args: &[String]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn berth daemon")
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    let pid = i32::try_from(child.id()).expect("pid fits");
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Waits for `child` to exit for at most `timeout`; the exit code if it did (-signal if
+/// killed by one).
+pub fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            use std::os::unix::process::ExitStatusExt;
+            return Some(
+                status
+                    .code()
+                    .unwrap_or_else(|| -status.signal().unwrap_or(0)),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// The real docker CLI, with its own empty config dir so the user's contexts are not used.
+pub fn docker(socket: &Path, config_dir: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .env("DOCKER_CONFIG", config_dir)
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the docker CLI is installed");
+    // Bound the wait: a hung daemon must fail the test, not hang it.
+    if wait_bounded_no_reap(&mut child, Duration::from_secs(30)) {
+        child.wait_with_output().expect("docker output")
+    } else {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("docker output");
+        panic!(
+            "docker {args:?} did not finish in 30s; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Like [`wait_bounded`] but leaves the exit status to `wait_with_output`: polls
+/// `/proc/<pid>` state instead of reaping.
+fn wait_bounded_no_reap(child: &mut Child, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let stat = format!("/proc/{}/stat", child.id());
+    while Instant::now() < deadline {
+        match std::fs::read_to_string(&stat) {
+            // Field 3 is the state; Z means exited and waiting to be reaped.
+            Ok(text)
+                if text
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|rest| rest.trim_start().starts_with('Z')) =>
+            {
+                return true;
+            }
+            Err(_) => return true,
+            Ok(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == &name.to_ascii_lowercase())
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+}
+
+/// Sends one raw request (`Connection: close` is added) and reads the whole response.
+pub fn http(socket: &Path, request: &str) -> Response {
+    try_http(socket, request).expect("HTTP exchange")
+}
+
+pub fn try_http(socket: &Path, request: &str) -> std::io::Result<Response> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let (head, body) = request.split_once("\r\n\r\n").unwrap_or((request, ""));
+    let head = head.trim_end_matches("\r\n");
+    write!(stream, "{head}\r\nConnection: close\r\n\r\n{body}")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    Ok(parse_response(&raw))
+}
+
+fn parse_response(raw: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}
