@@ -118,3 +118,26 @@ fn docker_events_with_since_and_until_returns() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[test]
+fn docker_events_until_a_future_time_waits_for_it() {
+    if !have_docker() {
+        eprintln!("docker CLI not installed; skipping");
+        return;
+    }
+    let daemon = Daemon::start();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let until = (now + 2).to_string();
+    let started = std::time::Instant::now();
+    let out = daemon.docker(&["events", "--until", &until]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "{waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(15), "{waited:?}");
+}

@@ -141,3 +141,29 @@ fn sigterm_with_an_open_events_stream_still_exits() {
     );
     assert!(!daemon.socket.exists());
 }
+
+#[test]
+fn several_hosts_a_socket_group_and_extra_runtimes() {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-h")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let second = dir.path().join("second.sock");
+    let host = format!("unix://{}", second.display());
+    // Group 1 (`daemon` on Debian) exists everywhere; numeric ids are accepted like names.
+    let daemon = Daemon::start_with(&[
+        "-H",
+        &host,
+        "--group",
+        "1",
+        "--add-runtime",
+        "crun=/usr/bin/crun",
+    ]);
+    for socket in [&daemon.socket, &second] {
+        let meta = std::fs::metadata(socket).expect("socket");
+        assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), 1);
+        let info = daemon_support::http(socket, "GET /info HTTP/1.1\r\nHost: x\r\n\r\n").json();
+        assert_eq!(info["Runtimes"]["crun"]["path"], "/usr/bin/crun");
+        assert_eq!(info["DefaultRuntime"], "berth");
+    }
+}

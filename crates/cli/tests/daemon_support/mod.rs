@@ -46,12 +46,19 @@ pub fn daemon_args(dir: &Path) -> Vec<String> {
 impl Daemon {
     /// Starts a daemon with fresh directories and waits until its socket answers `/_ping`.
     pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// Like [`Daemon::start`] with extra flags.
+    pub fn start_with(extra: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-d")
             .tempdir_in("/tmp")
             .expect("tempdir");
         std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
-        let child = spawn(&daemon_args(dir.path()));
+        let mut args = daemon_args(dir.path());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let child = spawn(&args);
         let daemon = Daemon {
             child,
             socket: dir.path().join("berth.sock"),
