@@ -145,7 +145,9 @@ fn create_in(
     );
     let mut on_hooks = |pid: i32, rec: &mut ContainerRecord| -> Result<String> {
         rec.pid = pid;
-        let json = state_json(rec, Status::Creating);
+        // The namespaces exist and the init waits: hooks see the container as "created", as
+        // the runtime-spec validation suite expects.
+        let json = state_json(rec, Status::Created);
         crate::hooks::run(
             "prestart",
             hooks.prestart().as_deref().unwrap_or(&[]),
@@ -759,7 +761,6 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<Warnings> {
     };
     match c.status {
         Status::Stopped => {}
-        Status::Created => kill_and_wait(&c)?,
         _ if force => kill_and_wait(&c)?,
         _ => return Err(c.wrong_state("delete", "stopped (or use --force)")),
     }
