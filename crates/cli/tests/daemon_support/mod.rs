@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
+
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -58,7 +59,16 @@ impl Daemon {
         std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
         let mut args = daemon_args(dir.path());
         args.extend(extra.iter().map(|a| a.to_string()));
-        let child = spawn(&args);
+        // A file, not a pipe: nobody drains a pipe while the daemon runs, and debug logging
+        // would fill it and block the daemon.
+        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berth daemon");
         let daemon = Daemon {
             child,
             socket: dir.path().join("berth.sock"),
@@ -81,18 +91,24 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("daemon did not answer on {} in time", self.socket.display());
+        panic!(
+            "daemon did not answer on {} in time; its log:\n{}",
+            self.socket.display(),
+            self.log()
+        );
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit; returns the exit status and stderr.
     pub fn terminate(&mut self) -> (Option<i32>, String) {
         signal(&self.child, libc::SIGTERM);
         let status = wait_bounded(&mut self.child, STOP_TIMEOUT);
-        let mut stderr = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut stderr);
-        }
+        let stderr = self.log();
         (status, stderr)
+    }
+
+    /// What the daemon has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
     /// Raw HTTP to this daemon.
