@@ -382,6 +382,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn tcp_queries_are_length_prefixed() {
+        let r = Resolver::new(DnsConfig {
+            internal: true,
+            ..Default::default()
+        });
+        r.register("web", Ipv4Addr::new(10, 0, 0, 2));
+        let (_, tcp) = bind_here("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let task = tokio::spawn(serve_tcp(TcpListener::from_std(tcp).unwrap(), r));
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let q = query("web", RecordType::A);
+        s.write_all(&u16::try_from(q.len()).unwrap().to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&q).await.unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await.unwrap();
+        let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut reply).await.unwrap();
+        assert_eq!(answers(&reply).1, vec![Ipv4Addr::new(10, 0, 0, 2)]);
+        task.abort();
+    }
+
+    #[tokio::test]
     async fn garbage_gets_no_reply() {
         let r = Resolver::new(DnsConfig::default());
         assert!(r.handle(b"\x00\x01garbage").await.is_none());

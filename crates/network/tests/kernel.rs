@@ -299,7 +299,7 @@ async fn published_port_reaches_a_container_from_loopback_until_removed() {
     let dir = tempfile::tempdir().unwrap();
     let mut ipam = Ipam::open(&dir.path().join("ipam.json")).unwrap();
     let nl = Netlink::connect().unwrap();
-    let net = network(&nl, &mut ipam, "10.231.3.0/24", 1).await;
+    let net = network(&nl, &mut ipam, "10.231.3.0/24", 2).await;
     let (ns, _, ip) = &net.members[0];
     serve_in_ns(&ns.path(), 8080, b"hello from the container", 8);
 
@@ -347,6 +347,11 @@ async fn published_port_reaches_a_container_from_loopback_until_removed() {
         fetch(via_lo).as_deref(),
         Some(&b"hello from the container"[..])
     );
+    // Hairpin: a sibling on the same bridge reaches the published port through the host.
+    let via_gateway = SocketAddr::from((net.gateway, any.port));
+    let sibling = net.members[1].0.path();
+    let got = in_ns(&sibling, move || fetch(via_gateway));
+    assert_eq!(got.as_deref(), Some(&b"hello from the container"[..]));
 
     // Crash recovery: someone flushes the table; reconcile puts it back.
     assert!(
@@ -631,4 +636,122 @@ async fn dns_serves_on_127_0_0_11_inside_a_namespace() {
     );
     assert_eq!(seen.load(Ordering::SeqCst), 1);
     task.abort();
+}
+
+/// A host on the "LAN": its own namespace behind a veth whose host end has an address, with
+/// its default route through the host (so it could route to a bridge subnet).
+struct Lan {
+    ns: NsGuard,
+    _link: LinkGuard,
+    host_addr: Ipv4Addr,
+}
+
+fn lan(prefix: &str) -> Lan {
+    let ns = NsGuard::new();
+    let host = name("bl");
+    let link = LinkGuard(host.clone());
+    let (host_addr, lan_addr) = (format!("{prefix}.1"), format!("{prefix}.2"));
+    let steps: Vec<Vec<String>> = vec![
+        vec![
+            "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &ns.0,
+        ],
+        vec!["addr", "add", &format!("{host_addr}/30"), "dev", &host],
+        vec!["link", "set", &host, "up"],
+        vec![
+            "-n",
+            &ns.0,
+            "addr",
+            "add",
+            &format!("{lan_addr}/30"),
+            "dev",
+            "eth0",
+        ],
+        vec!["-n", &ns.0, "link", "set", "eth0", "up"],
+        vec!["-n", &ns.0, "link", "set", "lo", "up"],
+        vec!["-n", &ns.0, "route", "add", "default", "via", &host_addr],
+    ]
+    .into_iter()
+    .map(|v| v.into_iter().map(str::to_owned).collect())
+    .collect();
+    for args in steps {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run("ip", &args);
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Lan {
+        ns,
+        _link: link,
+        host_addr: host_addr.parse().unwrap(),
+    }
+}
+
+/// CVE-2025-54388: a port published only on 127.0.0.1 must not be reachable from another host,
+/// neither through the host's address nor by routing straight to the container — also after
+/// the rules were flushed and reconciled.
+#[tokio::test]
+async fn loopback_only_ports_are_not_reachable_from_the_lan() {
+    if skip() {
+        return;
+    }
+    berth_network::links::enable_ip_forwarding().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ipam = Ipam::open(&dir.path().join("ipam.json")).unwrap();
+    let nl = Netlink::connect().unwrap();
+    let net = network(&nl, &mut ipam, "10.231.10.0/24", 1).await;
+    let (ns, _, ip) = &net.members[0];
+    serve_in_ns(&ns.path(), 8080, b"secret", 16);
+    let lan = lan("10.231.11");
+    let direct = SocketAddr::from((*ip, 8080));
+    let from_lan = |addr: SocketAddr| in_ns(&lan.ns.path(), move || fetch(addr).is_some());
+    assert!(
+        from_lan(direct),
+        "without rules the host routes the LAN to the container"
+    );
+
+    let fw = firewall();
+    let rules = NetworkRules {
+        key: net.bridge.0.clone(),
+        bridge: net.bridge.0.clone(),
+        subnet: net.subnet,
+        internal: false,
+    };
+    let held = ports::reserve(&spec(Some(Ipv4Addr::LOCALHOST))).unwrap();
+    let published = vec![PortRule {
+        host_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        host_port: held.port,
+        container_ip: *ip,
+        container_port: 8080,
+        proto: Proto::Tcp,
+    }];
+    let desired = DesiredState {
+        networks: vec![rules.clone()],
+        ports: vec![("ctr".into(), published.clone())],
+    };
+    fw.0.add_network(&rules).unwrap();
+    fw.0.publish("ctr", &published).unwrap();
+    let via_host = SocketAddr::from((lan.host_addr, held.port));
+    for round in ["applied", "reconciled"] {
+        assert!(
+            fetch(SocketAddr::from((Ipv4Addr::LOCALHOST, held.port))).is_some(),
+            "{round}"
+        );
+        assert!(
+            !from_lan(direct),
+            "{round}: LAN reached the container directly"
+        );
+        assert!(
+            !from_lan(via_host),
+            "{round}: LAN reached a 127.0.0.1-only port"
+        );
+        assert!(
+            run("nft", &["flush", "table", "ip", fw.0.table()])
+                .status
+                .success()
+        );
+        fw.0.reconcile(&desired).unwrap();
+    }
 }
