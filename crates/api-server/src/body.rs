@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON request body, checked as Docker checks it: a body with a Content-Type other than
-/// `application/json` is refused, and malformed JSON is a 400 with the parser's message.
+/// A JSON request body, checked as Docker checks it: a body whose Content-Type is missing or
+/// other than `application/json` is refused, and malformed JSON is a 400 with the parser's message.
 /// `None` when the request has no body.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub Option<T>);
@@ -27,9 +27,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if bytes.is_empty() {
             return Ok(JsonBody(None));
         }
-        if let Some(content_type) = content_type
-            && !is_json(&content_type)
-        {
+        // With a body, a missing Content-Type is as wrong as a wrong one (dockerd's rule).
+        let content_type = content_type.unwrap_or_default();
+        if !is_json(&content_type) {
             return Err(ApiError::invalid(format!(
                 "Content-Type specified ({content_type}) must be 'application/json'"
             )));

@@ -160,6 +160,30 @@ async fn json_bodies_are_checked() {
         wrong_type.json()["message"],
         "Content-Type specified (application/x-www-form-urlencoded) must be 'application/json'"
     );
+    let untyped = send(
+        &backend,
+        Request::post("/containers/create")
+            .body(Body::from("{}"))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(untyped.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        untyped.json()["message"],
+        "Content-Type specified () must be 'application/json'"
+    );
+    let empty = send(
+        &backend,
+        Request::post("/containers/create")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        empty.json()["message"],
+        "config cannot be empty in order to create a container"
+    );
     let valid = send(
         &backend,
         post("application/json", "{\"Image\":\"busybox\"}"),
