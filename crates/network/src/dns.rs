@@ -239,6 +239,8 @@ pub async fn serve_udp(socket: UdpSocket, resolver: Arc<Resolver>) {
     let mut buf = vec![0u8; MAX_UDP];
     loop {
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+            // ICMP errors from a client that went away surface here; pause instead of spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let query = buf[..n].to_vec();
@@ -256,6 +258,8 @@ pub async fn serve_udp(socket: UdpSocket, resolver: Arc<Resolver>) {
 pub async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors or similar: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let resolver = resolver.clone();

@@ -8,6 +8,9 @@
 //! table from the desired state in one transaction: the crash-recovery path, and the answer to
 //! someone flushing the table (CVE-2025-54388 and CVE-2025-54410 were rules lost to a reload).
 //!
+//! Every method runs `nft` and waits for it (a few milliseconds): async callers use
+//! `spawn_blocking`.
+//!
 //! The table:
 //! - `prerouting` (nat): packets to a local address, except 127.0.0.0/8, jump to `publish` —
 //!   loopback destinations arriving from outside must never be forwarded to a container.

@@ -6,9 +6,11 @@
 //! taking the port while the DNAT rule points it at a container.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use berth_errdefs::{Category, HasCategory};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, getsockname, socket};
 
 /// A published-port failure.
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +204,9 @@ fn parse_port(text: &str, min: u16) -> Option<u16> {
 }
 
 /// A host port held for a published mapping; dropping it frees the port.
+///
+/// A TCP port is bound but not listening: nobody else can take it, and a connection that
+/// somehow misses the DNAT rule is refused instead of hanging in a backlog nobody accepts.
 #[derive(Debug)]
 pub struct PortReservation {
     /// The address the port is held on (`0.0.0.0` for every address).
@@ -210,13 +215,7 @@ pub struct PortReservation {
     pub port: u16,
     /// The protocol.
     pub proto: Proto,
-    _socket: HeldSocket,
-}
-
-#[derive(Debug)]
-enum HeldSocket {
-    Tcp(#[allow(dead_code)] TcpListener),
-    Udp(#[allow(dead_code)] UdpSocket),
+    _socket: OwnedFd,
 }
 
 /// Reserves a host port for `spec`: its fixed port, the first free one of its host range, or
@@ -235,31 +234,38 @@ pub fn reserve(spec: &PortSpec) -> Result<PortReservation, PortError> {
 }
 
 fn bind(ip: IpAddr, port: u16, proto: Proto) -> Result<PortReservation, PortError> {
-    let addr = SocketAddr::new(ip, port);
-    let in_use = |source| PortError::InUse {
+    let in_use = |e: nix::Error| PortError::InUse {
         ip,
         port,
         proto,
-        source,
+        source: e.into(),
     };
-    let (socket, port) = match proto {
-        Proto::Tcp => {
-            let l = TcpListener::bind(addr).map_err(in_use)?;
-            let port = l.local_addr().map_err(in_use)?.port();
-            (HeldSocket::Tcp(l), port)
-        }
-        Proto::Udp => {
-            let s = UdpSocket::bind(addr).map_err(in_use)?;
-            let port = s.local_addr().map_err(in_use)?.port();
-            (HeldSocket::Udp(s), port)
-        }
+    let family = match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
     };
+    let fd = socket(family, sock_type(proto), SockFlag::SOCK_CLOEXEC, None).map_err(in_use)?;
+    let addr = SockaddrStorage::from(SocketAddr::new(ip, port));
+    nix::sys::socket::bind(fd.as_raw_fd(), &addr).map_err(in_use)?;
+    let bound: SockaddrStorage = getsockname(fd.as_raw_fd()).map_err(in_use)?;
+    let port = bound
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| bound.as_sockaddr_in6().map(|a| a.port()))
+        .unwrap_or(port);
     Ok(PortReservation {
         ip,
         port,
         proto,
-        _socket: socket,
+        _socket: fd,
     })
+}
+
+fn sock_type(proto: Proto) -> SockType {
+    match proto {
+        Proto::Tcp => SockType::Stream,
+        Proto::Udp => SockType::Datagram,
+    }
 }
 
 #[cfg(test)]
@@ -378,6 +384,9 @@ mod tests {
         );
         let second = reserve(&range).unwrap();
         assert_ne!(second.port, first.port);
+        // Bound, not listening: a stray connection is refused rather than left hanging.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", first.port)).is_err());
+        assert!(std::net::TcpListener::bind(("127.0.0.1", first.port)).is_err());
         drop(first);
         reserve(&taken).unwrap();
     }
@@ -385,6 +394,6 @@ mod tests {
     #[test]
     fn udp_reservations_hold_udp_ports() {
         let r = reserve(&one(Some("127.0.0.1"), 0, 0, 53, Proto::Udp)).unwrap();
-        assert!(UdpSocket::bind(("127.0.0.1", r.port)).is_err());
+        assert!(std::net::UdpSocket::bind(("127.0.0.1", r.port)).is_err());
     }
 }

@@ -359,11 +359,7 @@ async fn published_port_reaches_a_container_from_loopback_until_removed() {
             .status
             .success()
     );
-    assert_eq!(
-        fetch(via_lo),
-        None,
-        "flushed: the port is only held, not served"
-    );
+    assert_eq!(fetch(via_lo), None, "flushed: the port is held, not served");
     let desired = DesiredState {
         networks: vec![rules.clone()],
         ports: vec![("ctr1".into(), published)],
