@@ -18,6 +18,7 @@
 //! `store` for the order of writes that keeps a crash from exposing half-done work.
 
 mod archive;
+mod commit;
 mod config;
 mod error;
 mod fsutil;

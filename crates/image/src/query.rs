@@ -339,22 +339,20 @@ impl ImageStore {
         if let Some(img) = st.images.get_mut(&id) {
             img.record = record;
         }
-        st.tags.insert(store_key(target.clone()), id);
-        st.tags.save()
+        let key = store_key(target.clone());
+        st.tags.update(|t| t.insert(key, id))?;
+        Ok(())
     }
 
     /// Removes one tag or digest reference (never the image). Returns the image it named.
     pub fn untag(&self, reference: &Reference) -> Result<ImageId> {
         let key = store_key(reference.clone());
         let mut st = self.lock();
-        let id = st
-            .tags
-            .remove(&key)
-            .ok_or_else(|| ImageError::NoSuchImage {
-                reference: key.familiar_string(),
-            })?;
-        st.tags.save()?;
-        Ok(id)
+        let missing = || ImageError::NoSuchImage {
+            reference: key.familiar_string(),
+        };
+        st.tags.get(&key).ok_or_else(missing)?;
+        st.tags.update(|t| t.remove(&key))?.ok_or_else(missing)
     }
 }
 

@@ -122,24 +122,29 @@ impl ImageStore {
                 reference: parsed.familiar_string(),
             });
         }
-        st.tags.remove(parsed);
-        records.push(DeleteItem::Untagged(parsed.familiar_string()));
-        if parsed.digest().is_none() {
-            let refs = st.tags.refs_of(id);
+        let removed = st.tags.update(|t| {
+            t.remove(parsed);
+            let mut removed = vec![parsed.clone()];
+            let refs = t.refs_of(id);
             let tag_left = refs
                 .iter()
                 .any(|r| r.digest().is_none() && r.name() == parsed.name());
-            if !tag_left {
+            if parsed.digest().is_none() && !tag_left {
                 for r in refs
-                    .iter()
+                    .into_iter()
                     .filter(|r| r.digest().is_some() && r.name() == parsed.name())
                 {
-                    st.tags.remove(r);
-                    records.push(DeleteItem::Untagged(r.familiar_string()));
+                    t.remove(&r);
+                    removed.push(r);
                 }
             }
-        }
-        st.tags.save()?;
+            removed
+        })?;
+        records.extend(
+            removed
+                .iter()
+                .map(|r| DeleteItem::Untagged(r.familiar_string())),
+        );
         Ok(st.tags.refs_of(id).is_empty())
     }
 
@@ -239,11 +244,16 @@ fn untag_all(st: &mut State, id: &ImageId, records: &mut Vec<DeleteItem>) -> Res
     if refs.is_empty() {
         return Ok(());
     }
-    for r in refs {
-        st.tags.remove(&r);
-        records.push(DeleteItem::Untagged(r.familiar_string()));
-    }
-    st.tags.save()
+    st.tags.update(|t| {
+        for r in &refs {
+            t.remove(r);
+        }
+    })?;
+    records.extend(
+        refs.iter()
+            .map(|r| DeleteItem::Untagged(r.familiar_string())),
+    );
+    Ok(())
 }
 
 /// moby's `isSingleReference`: exactly one tag, or only digest references, all in the one

@@ -75,12 +75,20 @@ impl ImageStore {
         }
         report.images = broken.len() + self.remove_unloaded_records(&st.images)?;
         let state = &mut *st;
-        report.tags = state.tags.retain(|id| state.images.contains_key(id));
-        if report.tags > 0 {
-            st.tags.save()?;
+        let images = &state.images;
+        report.tags = state
+            .tags
+            .update(|t| t.retain(|id| images.contains_key(id)))?;
+        // Stacks are removed top-most first; a parent whose child came later in the list
+        // goes on the next pass.
+        loop {
+            let all: Vec<_> = st.layers.keys().cloned().collect();
+            let removed = self.remove_unused_layers(&mut st, &all)?.len();
+            report.layers += removed;
+            if removed == 0 {
+                break;
+            }
         }
-        let all: Vec<_> = st.layers.keys().cloned().collect();
-        report.layers += self.remove_unused_layers(&mut st, &all)?.len();
         report.snapshots += self.remove_unrecorded_layers(&st.layers);
         report.blobs = self.remove_unreferenced_blobs(&st)?;
         Ok(report)

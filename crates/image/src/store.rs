@@ -243,11 +243,12 @@ impl ImageStore {
                 record,
             },
         );
-        for tag in tags {
-            st.tags.insert(tag.clone(), id.clone());
-        }
         if !tags.is_empty() {
-            st.tags.save()?;
+            st.tags.update(|t| {
+                for tag in tags {
+                    t.insert(tag.clone(), id.clone());
+                }
+            })?;
         }
         Ok(id)
     }

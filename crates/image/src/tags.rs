@@ -23,7 +23,7 @@ struct File {
 }
 
 /// The in-memory reference store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Tags {
     path: PathBuf,
     refs: BTreeMap<Reference, ImageId>,
@@ -52,8 +52,18 @@ impl Tags {
         })
     }
 
+    /// Applies `change` to a copy, writes the copy atomically, and only then makes it the
+    /// live state: memory never shows a tag the disk does not have.
+    pub(crate) fn update<R>(&mut self, change: impl FnOnce(&mut Tags) -> R) -> Result<R> {
+        let mut next = self.clone();
+        let out = change(&mut next);
+        next.save()?;
+        *self = next;
+        Ok(out)
+    }
+
     /// Writes the whole store atomically.
-    pub(crate) fn save(&self) -> Result<()> {
+    fn save(&self) -> Result<()> {
         let mut file = File::default();
         for (r, id) in &self.refs {
             file.repositories

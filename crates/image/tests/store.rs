@@ -664,3 +664,97 @@ fn without(archive: &[u8], name: &str) -> Vec<u8> {
     }
     out.into_inner().unwrap()
 }
+
+/// `docker commit` of a container's upper directory, then Docker's parent/child rules.
+#[test]
+fn commit_makes_a_child_and_rmi_respects_it() {
+    let (_d, store) = store();
+    let base = import(&store, &small_layer("etc/motd", b"base\n"), Some("base:1"));
+    store.prepare_rootfs(&base, "c1").unwrap();
+    let upper = store.snapshotter().fs_dir("c1").unwrap();
+    std::fs::write(upper.join("hello"), "hi\n").unwrap();
+    let (diff, _) = berth_snapshot::write_diff(&upper, Vec::new()).unwrap();
+
+    let mut config = store.config(&base).unwrap();
+    config.history.push(berth_image::History {
+        created: Some(berth_image::now_rfc3339()),
+        created_by: "/bin/sh -c echo hi > /hello".into(),
+        ..Default::default()
+    });
+    let child = store
+        .commit(
+            Some(&base),
+            Some(&mut &diff[..]),
+            config,
+            &[reference("child:1")],
+        )
+        .unwrap();
+    store.remove_rootfs("c1").unwrap();
+
+    let inspect = store.inspect("child:1").unwrap();
+    assert_eq!(inspect.parent, base.to_string());
+    assert_eq!(inspect.root_fs.layers.len(), 2);
+    assert_eq!(inspect.root_fs.layers[1], sha(&diff).to_string());
+    let history = store.history("child:1").unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].id, child.to_string());
+    assert_eq!(history[0].created_by, "/bin/sh -c echo hi > /hello");
+    assert_eq!(history[0].tags, Some(vec!["child:1".to_owned()]));
+    assert_eq!(history[1].id, base.to_string());
+    assert_eq!(history[1].tags, Some(vec!["base:1".to_owned()]));
+
+    let err = store
+        .remove(base.as_str(), true, true, &unused)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+            base.short()
+        )
+    );
+    // By name, the parent is only untagged; untagged parents are hidden unless `-a`.
+    let out = store.remove("base:1", false, true, &unused).unwrap();
+    assert_eq!(out, [DeleteItem::Untagged("base:1".into())]);
+    assert_eq!(list(&store, "").len(), 1);
+    let all = ListOptions {
+        all: true,
+        filters: Filters::new(),
+    };
+    assert_eq!(store.list(&all).unwrap().len(), 2);
+    assert_eq!(list(&store, "")[0].parent_id, base.to_string());
+
+    // Removing the child prunes the untagged parent and both layers.
+    let out = store.remove("child:1", false, true, &unused).unwrap();
+    let deleted: Vec<_> = out
+        .iter()
+        .filter(|i| matches!(i, DeleteItem::Deleted(_)))
+        .collect();
+    assert_eq!(deleted.len(), 4, "{out:?}");
+    assert!(out.contains(&DeleteItem::Deleted(base.to_string())));
+    assert!(store.snapshotter().list().is_empty());
+    assert!(
+        store.content().list().unwrap().is_empty(),
+        "configs and blobs go too"
+    );
+}
+
+#[test]
+fn hostile_import_tarballs_register_nothing() {
+    let (d, store) = store();
+    let mut t = Tar::new();
+    t.file("../evil", b"x");
+    let err = store
+        .import(&mut &t.finish()[..], &ImportOptions::default())
+        .unwrap_err();
+    assert_eq!(err.category(), Category::InvalidParameter, "{err}");
+    assert!(!d.path().join("evil").exists());
+    assert!(store.snapshotter().list().is_empty());
+    assert!(store.content().list().unwrap().is_empty());
+    assert_eq!(
+        std::fs::read_dir(d.path().join("content/ingest"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
