@@ -751,3 +751,62 @@ async fn loopback_only_ports_are_not_reachable_from_the_lan() {
         fw.0.reconcile(&desired).unwrap();
     }
 }
+
+/// A listener inside `ns` that tells each client the address it saw it come from.
+fn echo_peer_in_ns(ns: &Path, port: u16, count: usize) {
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    let (_, listener) = dns::bind_in_netns(ns, addr).unwrap();
+    listener.set_nonblocking(false).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(count) {
+            let Ok(mut s) = stream else { continue };
+            let peer = s
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            let _ = s.write_all(peer.as_bytes());
+        }
+    });
+}
+
+/// Outbound NAT: a container reaches a host beyond the bridge under the host's address; an
+/// `--internal` network reaches nothing.
+#[tokio::test]
+async fn outbound_traffic_is_masqueraded_unless_internal() {
+    if skip() {
+        return;
+    }
+    berth_network::links::enable_ip_forwarding().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut ipam = Ipam::open(&dir.path().join("ipam.json")).unwrap();
+    let nl = Netlink::connect().unwrap();
+    let net = network(&nl, &mut ipam, "10.231.12.0/24", 1).await;
+    let lan = lan("10.231.13");
+    echo_peer_in_ns(&lan.ns.path(), 9000, 8);
+    let target = SocketAddr::from((Ipv4Addr::new(10, 231, 13, 2), 9000));
+    let container = net.members[0].0.path();
+    let seen_as = || {
+        in_ns(&container, move || {
+            fetch(target).map(|b| String::from_utf8(b).unwrap())
+        })
+    };
+
+    let fw = firewall();
+    let mut rules = NetworkRules {
+        key: net.bridge.0.clone(),
+        bridge: net.bridge.0.clone(),
+        subnet: net.subnet,
+        internal: false,
+    };
+    fw.0.add_network(&rules).unwrap();
+    assert_eq!(seen_as(), Some(lan.host_addr.to_string()), "masqueraded");
+    rules.internal = true;
+    fw.0.add_network(&rules).unwrap();
+    assert_eq!(seen_as(), None, "internal: no way out");
+    let owners = fw.0.rule_owners().unwrap();
+    assert!(
+        owners
+            .iter()
+            .all(|c| c == "table" || c == &format!("net:{}", rules.key))
+    );
+}
