@@ -294,11 +294,16 @@ impl Ipam {
                 .ok_or_else(|| IpamError::Exhausted(network.to_owned()))?,
         };
         pool.allocated.insert(ip);
-        pool.last = Some(ip);
+        let previous_last = pool.last;
+        // Only automatic choices move the round-robin cursor; `--ip` is the user's business.
+        if requested.is_none() {
+            pool.last = Some(ip);
+        }
         if let Err(e) = self.save() {
             // Keep memory equal to disk: the caller will not use an address it was not given.
             if let Some(pool) = self.state.pools.get_mut(network) {
                 pool.allocated.remove(&ip);
+                pool.last = previous_last;
             }
             return Err(e);
         }

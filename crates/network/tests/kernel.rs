@@ -810,3 +810,74 @@ async fn outbound_traffic_is_masqueraded_unless_internal() {
             .all(|c| c == "table" || c == &format!("net:{}", rules.key))
     );
 }
+
+/// Throughput through a published port (DNAT) and through the userland proxy, 1 GiB each over
+/// loopback into a namespace. A measurement, not a check: `cargo test -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn published_port_throughput() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut ipam = Ipam::open(&dir.path().join("ipam.json")).unwrap();
+    let nl = Netlink::connect().unwrap();
+    let net = network(&nl, &mut ipam, "10.231.14.0/24", 1).await;
+    let (ns, _, ip) = &net.members[0];
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 9100));
+    let (_, sink) = dns::bind_in_netns(&ns.path(), addr).unwrap();
+    sink.set_nonblocking(false).unwrap();
+    std::thread::spawn(move || {
+        for stream in sink.incoming().take(2) {
+            let Ok(mut s) = stream else { continue };
+            let _ = std::io::copy(&mut s, &mut std::io::sink());
+        }
+    });
+    let fw = firewall();
+    let rules = NetworkRules {
+        key: net.bridge.0.clone(),
+        bridge: net.bridge.0.clone(),
+        subnet: net.subnet,
+        internal: false,
+    };
+    fw.0.add_network(&rules).unwrap();
+    let held = ports::reserve(&spec(Some(Ipv4Addr::LOCALHOST))).unwrap();
+    let rule = PortRule {
+        host_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        host_port: held.port,
+        container_ip: *ip,
+        container_port: 9100,
+        proto: Proto::Tcp,
+    };
+    fw.0.publish("bench", &[rule]).unwrap();
+    let dnat = SocketAddr::from((Ipv4Addr::LOCALHOST, held.port));
+    let rate = tokio::task::spawn_blocking(move || push_gib(dnat))
+        .await
+        .unwrap();
+    eprintln!("DNAT: {rate:.0} MiB/s");
+
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front_addr = front.local_addr().unwrap();
+    let proxy = tokio::spawn(berth_network::proxy::proxy_tcp(
+        front,
+        SocketAddr::from((*ip, 9100)),
+    ));
+    let rate = tokio::task::spawn_blocking(move || push_gib(front_addr))
+        .await
+        .unwrap();
+    eprintln!("userland proxy: {rate:.0} MiB/s");
+    proxy.abort();
+}
+
+fn push_gib(addr: SocketAddr) -> f64 {
+    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    let start = std::time::Instant::now();
+    for _ in 0..1024 {
+        s.write_all(&chunk).unwrap();
+    }
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    1024.0 / start.elapsed().as_secs_f64()
+}
