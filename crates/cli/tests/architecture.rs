@@ -38,14 +38,20 @@ fn crates_only_import_lower_layers() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rank: BTreeMap<&str, u32> = LAYERS.iter().copied().collect();
     let mut problems = Vec::new();
     for pkg in meta["packages"].as_array().unwrap() {
         let name = pkg["name"].as_str().unwrap();
         let Some(&own) = rank.get(name) else {
-            problems.push(format!("{name} has no layer: add it to LAYERS and ARCHITECTURE.md"));
+            problems.push(format!(
+                "{name} has no layer: add it to LAYERS and ARCHITECTURE.md"
+            ));
             continue;
         };
         for dep in pkg["dependencies"].as_array().unwrap() {
@@ -55,9 +61,15 @@ fn crates_only_import_lower_layers() {
                 && !is_dev
                 && theirs >= own
             {
-                problems.push(format!("{name} (layer {own}) imports {dep_name} (layer {theirs})"));
+                problems.push(format!(
+                    "{name} (layer {own}) imports {dep_name} (layer {theirs})"
+                ));
             }
         }
     }
-    assert!(problems.is_empty(), "layering violations:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "layering violations:\n{}",
+        problems.join("\n")
+    );
 }

@@ -40,7 +40,9 @@ pub fn busybox_rootfs(dir: &Path) {
         Path::new(BUSYBOX).exists(),
         "{BUSYBOX} is missing: install Debian's busybox-static"
     );
-    for sub in ["bin", "proc", "sys", "dev", "tmp", "etc", "root", "var", "run"] {
+    for sub in [
+        "bin", "proc", "sys", "dev", "tmp", "etc", "root", "var", "run",
+    ] {
         fs::create_dir_all(dir.join(sub)).unwrap();
     }
     fs::copy(BUSYBOX, dir.join("bin/busybox")).unwrap();
@@ -76,13 +78,18 @@ pub struct Bundle {
     dir: tempfile::TempDir,
     /// The spec that [`Bundle::save`] writes; tests adjust it first.
     pub spec: Spec,
+    /// This bundle's own cgroup parent (`berth-test-<pid>-<n>`), removed on drop.
+    cgroup_parent: String,
 }
 
 impl Bundle {
     /// A bundle that runs `args` without a terminal, with the runtime-spec default namespaces,
     /// mounts, masked and read-only paths, and a writable root.
     pub fn new(args: &[&str]) -> Bundle {
-        let dir = tempfile::Builder::new().prefix("berth-test-bundle").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-bundle")
+            .tempdir()
+            .unwrap();
         busybox_rootfs(&dir.path().join("rootfs"));
         let mut spec = Spec::default();
         let mut process = spec.process().clone().unwrap_or_default();
@@ -94,7 +101,16 @@ impl Bundle {
         root.set_readonly(Some(false));
         spec.set_root(Some(root));
         spec.set_hostname(Some("berth-test".into()));
-        let bundle = Bundle { dir, spec };
+        // A parent of its own per bundle, so cleanup never races another test's container.
+        let cgroup_parent = unique_name("berth-test");
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_cgroups_path(Some(PathBuf::from(format!("/{cgroup_parent}/c"))));
+        spec.set_linux(Some(linux));
+        let bundle = Bundle {
+            dir,
+            spec,
+            cgroup_parent,
+        };
         bundle.save();
         bundle
     }
@@ -109,9 +125,36 @@ impl Bundle {
         self.dir.path().join("rootfs")
     }
 
+    /// The cgroup path the bundle's container gets unless a test changes it.
+    pub fn cgroups_path(&self) -> String {
+        format!("/{}/c", self.cgroup_parent)
+    }
+
     /// Writes `config.json` from [`Bundle::spec`].
     pub fn save(&self) {
         let json = serde_json::to_vec_pretty(&self.spec).unwrap();
         fs::write(self.dir.path().join("config.json"), json).unwrap();
     }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        // The runtime removes the container's own cgroup; the parent is ours to remove. Leaf
+        // first in case a failed test left the container's cgroup behind (empty by now).
+        for hierarchy in cgroup_hierarchies() {
+            let parent = hierarchy.join(&self.cgroup_parent);
+            let _ = fs::remove_dir(parent.join("c"));
+            let _ = fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Every mounted cgroup hierarchy (v1 controllers, the v2 or hybrid unified mount).
+fn cgroup_hierarchies() -> Vec<PathBuf> {
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mounts
+        .lines()
+        .filter(|l| l.contains(" - cgroup ") || l.contains(" - cgroup2 "))
+        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
+        .collect()
 }
