@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use berth_errdefs::{Category, HasCategory};
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::A};
+use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -103,6 +104,81 @@ pub fn host_upstreams() -> Vec<SocketAddr> {
         .unwrap_or_default()
 }
 
+/// What a container's `/etc/resolv.conf` should say.
+#[derive(Debug, Clone, Default)]
+pub struct ResolvConfRequest {
+    /// Use the embedded resolver (user-defined networks): `nameserver 127.0.0.11`.
+    pub embedded: bool,
+    /// `--dns`: replaces the host's nameservers (relayed through the embedded resolver when
+    /// `embedded`).
+    pub dns: Vec<IpAddr>,
+    /// `--dns-search`: replaces the host's search domains.
+    pub search: Vec<String>,
+    /// `--dns-option`: replaces the host's options.
+    pub options: Vec<String>,
+}
+
+/// Builds a container's resolv.conf from the host's and the container's settings.
+///
+/// With the embedded resolver the only nameserver is 127.0.0.11 (the host's servers are where
+/// it relays to). Without it, the host's nameservers are copied except loopback ones, which a
+/// container cannot reach; Docker then falls back to public resolvers, berth writes none and
+/// leaves the choice to `--dns`, since it never sends traffic anywhere the user did not name.
+pub fn container_resolv_conf(host: &str, request: &ResolvConfRequest) -> String {
+    let mut search = request.search.clone();
+    let mut options = request.options.clone();
+    let mut servers: Vec<IpAddr> = request.dns.clone();
+    let host_servers: Vec<IpAddr> = parse_resolv_conf(host).iter().map(SocketAddr::ip).collect();
+    if servers.is_empty() && !request.embedded {
+        servers = host_servers
+            .into_iter()
+            .filter(|ip| !ip.is_loopback())
+            .collect();
+    }
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("search" | "domain") if request.search.is_empty() => {
+                search.extend(words.map(str::to_owned))
+            }
+            Some("options") if request.options.is_empty() => {
+                options.extend(words.map(str::to_owned))
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    if request.embedded {
+        out.push_str(&format!("nameserver {RESOLVER_ADDR}\n"));
+    } else {
+        for ip in &servers {
+            out.push_str(&format!("nameserver {ip}\n"));
+        }
+    }
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if request.embedded {
+        // Docker writes ndots:0 here: a bare container name is asked as given first, instead
+        // of going upstream once per search domain before the embedded resolver is asked.
+        options.retain(|o| !o.starts_with("ndots:"));
+        options.insert(0, "ndots:0".to_owned());
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
+}
+
+/// The upstreams an embedded resolver relays to: `--dns` when given, else the host's.
+pub fn upstreams_for(dns: &[IpAddr], host: &str) -> Vec<SocketAddr> {
+    if dns.is_empty() {
+        parse_resolv_conf(host)
+    } else {
+        dns.iter().map(|ip| SocketAddr::new(*ip, 53)).collect()
+    }
+}
+
 /// One network's names and how to answer everything else.
 #[derive(Debug)]
 pub struct Resolver {
@@ -146,6 +222,16 @@ impl Resolver {
         names.get(&normalize(name)).cloned()
     }
 
+    /// The registered names of `ip`, for reverse lookups.
+    fn names_of(&self, ip: Ipv4Addr) -> Vec<String> {
+        let names = self.names.read().unwrap_or_else(|e| e.into_inner());
+        names
+            .iter()
+            .filter(|(_, ips)| ips.contains(&ip))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     /// Answers one DNS message. `None` means "send nothing" (not a query, or unparseable).
     pub async fn handle(&self, query: &[u8]) -> Option<Vec<u8>> {
         let request = Message::from_vec(query).ok()?;
@@ -170,21 +256,55 @@ impl Resolver {
             return None;
         }
         let query = &request.queries[0];
-        let ips = self.lookup(&query.name().to_ascii())?;
+        let answers = match query.query_type() {
+            RecordType::PTR => self.ptr_answers(query.name())?,
+            kind => {
+                let ips = self.lookup(&query.name().to_ascii())?;
+                // AAAA and other types for a known name get an empty answer, not a relay: the
+                // name is ours, and the upstream must not learn it (nor answer it differently).
+                let wanted = matches!(kind, RecordType::A | RecordType::ANY);
+                let ips = ips.into_iter().filter(|_| wanted);
+                ips.map(|ip| a_record(query.name(), ip)).collect()
+            }
+        };
         let mut reply = Message::response(request.metadata.id, OpCode::Query);
         reply.metadata.recursion_desired = request.metadata.recursion_desired;
         reply.metadata.recursion_available = true;
         reply.metadata.authoritative = true;
         reply.add_query(query.clone());
-        // AAAA and other types for a known name get an empty answer, not a relay: the name is
-        // ours, and the upstream must not learn it (nor answer it differently).
-        if matches!(query.query_type(), RecordType::A | RecordType::ANY) {
-            for ip in ips {
-                reply.add_answer(a_record(query.name(), ip));
-            }
-        }
+        reply.add_answers(answers);
         Some(reply)
     }
+
+    /// PTR records for `d.c.b.a.in-addr.arpa.` when a.b.c.d is a registered address.
+    fn ptr_answers(&self, qname: &Name) -> Option<Vec<Record>> {
+        let ip = parse_reverse_name(&qname.to_ascii())?;
+        let names = self.names_of(ip);
+        if names.is_empty() {
+            return None;
+        }
+        let records = names
+            .iter()
+            .filter_map(|n| Name::from_ascii(format!("{n}.")).ok())
+            .map(|target| Record::from_rdata(qname.clone(), TTL, RData::PTR(PTR(target))))
+            .collect();
+        Some(records)
+    }
+}
+
+/// `4.3.2.1.in-addr.arpa.` → 1.2.3.4.
+fn parse_reverse_name(name: &str) -> Option<Ipv4Addr> {
+    let lower = name.trim_end_matches('.').to_ascii_lowercase();
+    let rest = lower.strip_suffix(".in-addr.arpa")?;
+    let mut octets: Vec<u8> = rest
+        .split('.')
+        .map(|o| o.parse().ok())
+        .collect::<Option<_>>()?;
+    if octets.len() != 4 {
+        return None;
+    }
+    octets.reverse();
+    Some(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]))
 }
 
 fn normalize(name: &str) -> String {
@@ -407,6 +527,76 @@ mod tests {
         s.read_exact(&mut reply).await.unwrap();
         assert_eq!(answers(&reply).1, vec![Ipv4Addr::new(10, 0, 0, 2)]);
         task.abort();
+    }
+
+    #[tokio::test]
+    async fn reverse_lookups_name_registered_addresses() {
+        let r = Resolver::new(DnsConfig {
+            internal: true,
+            ..Default::default()
+        });
+        r.register("web", Ipv4Addr::new(10, 0, 0, 2));
+        let reply = r
+            .handle(&query("2.0.0.10.in-addr.arpa.", RecordType::PTR))
+            .await
+            .unwrap();
+        let m = Message::from_vec(&reply).unwrap();
+        assert_eq!(m.answers.len(), 1);
+        assert!(matches!(&m.answers[0].data, RData::PTR(p) if p.0.to_ascii() == "web."));
+        let reply = r
+            .handle(&query("3.0.0.10.in-addr.arpa.", RecordType::PTR))
+            .await
+            .unwrap();
+        assert_eq!(
+            answers(&reply).0,
+            ResponseCode::ServFail,
+            "unknown, and internal"
+        );
+        assert_eq!(
+            parse_reverse_name("1.2.3.4.IN-ADDR.ARPA."),
+            Some(Ipv4Addr::new(4, 3, 2, 1))
+        );
+        assert_eq!(parse_reverse_name("1.2.3.in-addr.arpa."), None);
+        assert_eq!(parse_reverse_name("1.2.3.400.in-addr.arpa."), None);
+    }
+
+    #[test]
+    fn container_resolv_conf_follows_docker() {
+        let host = "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch corp.example\noptions edns0 ndots:2\n";
+        let default_bridge = container_resolv_conf(host, &ResolvConfRequest::default());
+        assert_eq!(
+            default_bridge,
+            "nameserver 10.0.0.2\nsearch corp.example\noptions edns0 ndots:2\n"
+        );
+        let user = container_resolv_conf(
+            host,
+            &ResolvConfRequest {
+                embedded: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            user,
+            "nameserver 127.0.0.11\nsearch corp.example\noptions ndots:0 edns0\n"
+        );
+        let custom = ResolvConfRequest {
+            dns: vec!["10.9.9.9".parse().unwrap()],
+            search: vec!["a.example".into()],
+            options: vec!["rotate".into()],
+            embedded: false,
+        };
+        assert_eq!(
+            container_resolv_conf(host, &custom),
+            "nameserver 10.9.9.9\nsearch a.example\noptions rotate\n"
+        );
+        let only_loopback =
+            container_resolv_conf("nameserver 127.0.0.53\n", &ResolvConfRequest::default());
+        assert_eq!(only_loopback, "", "no public fallback");
+        assert_eq!(upstreams_for(&[], host).len(), 2);
+        assert_eq!(
+            upstreams_for(&custom.dns, host),
+            vec!["10.9.9.9:53".parse().unwrap()]
+        );
     }
 
     #[tokio::test]
