@@ -54,6 +54,12 @@ pub enum ImageError {
         /// Docker's explanation (`image is referenced in multiple repositories`, …).
         reason: String,
     },
+    /// Another argument that cannot be used (a `--change` instruction, an `until` value).
+    #[error("{reason}")]
+    InvalidArgument {
+        /// Docker's wording of the problem.
+        reason: String,
+    },
     /// A filter the endpoint does not take, or a value it cannot use.
     #[error(transparent)]
     Filter(#[from] FilterError),
@@ -129,6 +135,7 @@ impl HasCategory for ImageError {
             ImageError::Reference(e) => e.category(),
             ImageError::Filter(e) => e.category(),
             ImageError::InvalidTag { .. }
+            | ImageError::InvalidArgument { .. }
             | ImageError::InvalidArchive { .. }
             | ImageError::LayerMismatch { .. } => Category::InvalidParameter,
             ImageError::ReferenceInUse { .. } | ImageError::DeleteConflict { .. } => {

@@ -108,7 +108,7 @@ fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<()> {
         .split_once(char::is_whitespace)
         .unwrap_or((change, ""));
     let rest = rest.trim();
-    let invalid = || ImageError::InvalidTag {
+    let invalid = || ImageError::InvalidArgument {
         reason: format!("{} is not a valid change command", word.to_uppercase()),
     };
     match word.to_ascii_uppercase().as_str() {

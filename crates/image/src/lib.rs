@@ -14,8 +14,27 @@
 //! else's job; a registry client registers what it fetched through the same store.
 //!
 //! Everything untrusted (archives, configs, layer tars) is checked before anything becomes
-//! visible; see [`archive`](crate::archive) and [`load`](crate::load) for the rules, and
-//! `store` for the order of writes that keeps a crash from exposing half-done work.
+//! visible; see `archive` and `load` for the rules, and `store` for the order of writes that
+//! keeps a crash from exposing half-done work.
+//!
+//! The operations, all on [`ImageStore`] and all blocking (call them from a blocking task):
+//!
+//! | Docker | method |
+//! |---|---|
+//! | `docker import` | [`ImageStore::import`] |
+//! | `docker load` | [`ImageStore::load`] (docker-archive of any Docker version, OCI layout) |
+//! | `docker save` | [`ImageStore::save`] (Docker 25+'s layout: docker-archive and OCI layout in one) |
+//! | `docker images` | [`ImageStore::list`] |
+//! | `docker image inspect` / `history` | [`ImageStore::inspect`], [`ImageStore::history`] |
+//! | `docker tag` | [`ImageStore::tag`], [`ImageStore::untag`] |
+//! | `docker rmi` / `image prune` | [`ImageStore::remove`], [`ImageStore::prune`] |
+//! | `docker commit`, build steps | [`ImageStore::commit`] |
+//! | a container's root | [`ImageStore::prepare_rootfs`], [`ImageStore::remove_rootfs`] |
+//! | start-up | [`ImageStore::repair`] |
+//!
+//! Whether a container uses an image is the engine's knowledge, asked through an [`InUse`]
+//! callback that also says whether the container runs: Docker refuses `rmi -f` of a running
+//! container's image but allows it for a stopped one.
 
 mod archive;
 mod commit;
@@ -45,3 +64,14 @@ pub use query::{
 pub use remove::{DeleteItem, ImageUse, InUse, PruneReport};
 pub use repair::RepairReport;
 pub use store::{ImageStore, MAX_JSON_SIZE};
+
+#[cfg(test)]
+mod tests {
+    /// The engine shares one store between threads (and calls it from blocking tasks).
+    #[test]
+    fn the_store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<crate::ImageStore>();
+        check::<crate::ImageError>();
+    }
+}

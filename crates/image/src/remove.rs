@@ -329,7 +329,7 @@ fn until(filters: &Filters) -> Result<Option<i64>> {
         return Ok(None);
     };
     if values.len() > 1 {
-        return Err(ImageError::InvalidTag {
+        return Err(ImageError::InvalidArgument {
             reason: "more than one until filter specified".to_owned(),
         });
     }
@@ -342,7 +342,7 @@ fn until(filters: &Filters) -> Result<Option<i64>> {
         .map(|f| f as i64)
         .or_else(|| parse_rfc3339(value))
         .or_else(|| go_duration(value).map(|d| now - d));
-    parsed.map(Some).ok_or_else(|| ImageError::InvalidTag {
+    parsed.map(Some).ok_or_else(|| ImageError::InvalidArgument {
         reason: format!("failed to parse value \"{value}\" as a timestamp or duration"),
     })
 }

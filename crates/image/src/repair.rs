@@ -1,6 +1,10 @@
 //! Start-up repair: after a crash, removes whatever a half-done import, load or removal left,
 //! so that only complete images are visible. Run it before anything else uses the store
 //! (it assumes no load or import is in flight).
+//!
+//! Blobs that no image config or layer record names are deleted: the image store owns the
+//! content store's garbage collection, so anything else keeping blobs there (a registry
+//! client's manifests) must be recorded through the image store first.
 
 use std::collections::BTreeSet;
 use std::fs;
