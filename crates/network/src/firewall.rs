@@ -467,6 +467,44 @@ fn verdict(v: &str) -> Value {
 mod tests {
     use super::*;
 
+    fn net(internal: bool) -> NetworkRules {
+        NetworkRules {
+            key: "n1".into(),
+            bridge: "br-n1".into(),
+            subnet: "10.9.0.0/16".parse().unwrap_or_default(),
+            internal,
+        }
+    }
+
+    #[test]
+    fn internal_networks_drop_first_and_have_no_outbound_masquerade() {
+        let fw = Firewall { table: "t".into() };
+        let cmds = fw.network_commands(&net(true));
+        let text = serde_json::to_string(&cmds).unwrap_or_default();
+        assert!(cmds[0].get("insert").is_some() && cmds[1].get("insert").is_some());
+        let normal = serde_json::to_string(&fw.network_commands(&net(false))).unwrap_or_default();
+        assert_eq!(normal.matches("masquerade").count(), 3);
+        assert_eq!(
+            text.matches("masquerade").count(),
+            2,
+            "hairpin and loopback only"
+        );
+    }
+
+    #[test]
+    fn ipv6_host_addresses_are_refused_not_misapplied() {
+        let fw = Firewall { table: "t".into() };
+        let rule = PortRule {
+            host_ip: Some("::1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))),
+            host_port: 80,
+            container_ip: Ipv4Addr::new(10, 9, 0, 2),
+            container_port: 80,
+            proto: Proto::Tcp,
+        };
+        let err = fw.port_command(&rule, "ctr:x").err();
+        assert!(matches!(err, Some(FirewallError::Ipv6HostIp(_))));
+    }
+
     #[test]
     fn keys_must_be_plain() {
         assert!(check_key("berth").is_ok());
