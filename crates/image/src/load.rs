@@ -34,6 +34,9 @@ pub struct LoadedImage {
     pub id: ImageId,
     /// The tags the archive gave it (now pointing at it).
     pub tags: Vec<Reference>,
+    /// Tags that pointed at another image before, with that image: Docker reports each as
+    /// `The image <tag> already exists, renaming the old one with ID <id> to empty string`.
+    pub replaced: Vec<(Reference, ImageId)>,
 }
 
 /// One image found in an archive, checked but not yet registered.
@@ -116,10 +119,12 @@ impl ImageStore {
         let created = self.load_layers(&ex, &pending)?;
         let mut loaded = Vec::new();
         for p in &pending {
+            let replaced = self.previous_owners(&p.tags, &ImageId::from_config(&p.config));
             match self.register_image(&p.config, None, &p.tags) {
                 Ok(id) => loaded.push(LoadedImage {
                     id,
                     tags: p.tags.clone(),
+                    replaced,
                 }),
                 Err(e) => {
                     self.rollback_layers(&created);
@@ -128,6 +133,19 @@ impl ImageStore {
             }
         }
         Ok(loaded)
+    }
+
+    /// The images other than `id` that `tags` name now.
+    fn previous_owners(&self, tags: &[Reference], id: &ImageId) -> Vec<(Reference, ImageId)> {
+        let st = self.lock();
+        tags.iter()
+            .filter_map(|t| {
+                st.tags
+                    .get(t)
+                    .filter(|old| *old != id)
+                    .map(|old| (t.clone(), old.clone()))
+            })
+            .collect()
     }
 
     /// Phase 2: registers every layer; on failure removes the ones this load created.

@@ -592,7 +592,8 @@ fn loading_a_tag_moves_only_that_tag() {
     let mut a = DockerArchive::new();
     let foreign = a.image(&["app:1"], &[&small_layer("foreign", b"2")], "foreign");
     let archive = a.finish();
-    store.load(&mut &archive[..]).unwrap();
+    let loaded = store.load(&mut &archive[..]).unwrap();
+    assert_eq!(loaded[0].replaced, [(reference("app:1"), local.clone())]);
     assert_eq!(store.resolve("app:1").unwrap(), foreign);
     let after = store.inspect(local.as_str()).unwrap();
     assert_eq!(after.repo_tags, ["app:keep"]);
