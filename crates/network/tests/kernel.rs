@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use berth_network::dns::{self, DnsConfig, Resolver};
@@ -19,6 +20,7 @@ use berth_testsupport::{is_root, unique_name};
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType, rdata::A};
 use ipnet::Ipv4Net;
+use nix::fcntl::{Flock, FlockArg};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -27,7 +29,28 @@ fn skip() -> bool {
         eprintln!("skipped: needs root");
         return true;
     }
+    exclusive();
     false
+}
+
+/// The subnets below are fixed, so two runs of this binary at once (two developers' test
+/// suites on one machine) would route over each other. The first test of a run takes a
+/// machine-wide lock that the process keeps until it exits; tests inside one run share it.
+fn exclusive() {
+    static LOCK: OnceLock<Flock<File>> = OnceLock::new();
+    LOCK.get_or_init(|| {
+        let path = "/run/berth-network-kernel-tests.lock";
+        let mut file = File::create(path).unwrap();
+        // Bounded: ten minutes of another run is a stuck run, not a slow one.
+        for _ in 0..1200 {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return lock,
+                Err((f, _)) => file = f,
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("{path} held by another test run for ten minutes");
+    });
 }
 
 /// An interface or namespace name unique to this run, short enough for the kernel (and for a
