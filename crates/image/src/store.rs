@@ -277,7 +277,9 @@ impl ImageStore {
     /// Creates the writable snapshot `container_key` over the image's layers and returns how
     /// to mount it: an overlay with the committed layers as lower directories and a fresh
     /// upper directory (a plain bind of an empty directory for an image without layers).
+    /// Keys starting with `sha256:` or `extract-` are the store's own and are refused.
     pub fn prepare_rootfs(&self, image: &ImageId, container_key: &str) -> Result<Mount> {
+        check_container_key(container_key)?;
         let top = {
             let st = self.lock();
             let img = st.images.get(image).ok_or_else(|| no_such_id(image))?;
@@ -290,6 +292,7 @@ impl ImageStore {
     /// Removes a container's snapshot made by [`ImageStore::prepare_rootfs`] (it must be
     /// unmounted). A missing snapshot is not an error.
     pub fn remove_rootfs(&self, container_key: &str) -> Result<()> {
+        check_container_key(container_key)?;
         match self.snapshots.remove(container_key) {
             Err(SnapshotError::NotFound(_)) => Ok(()),
             r => Ok(r?),
@@ -336,6 +339,17 @@ impl ImageStore {
             let _ = self.content.delete(&cd);
         }
     }
+}
+
+/// Image layers are keyed by chain id and unpacks in progress by `extract-…`; a container
+/// key that looked like either could remove a layer or be swept by repair.
+fn check_container_key(key: &str) -> Result<()> {
+    if key.starts_with("sha256:") || key.starts_with("extract-") {
+        return Err(ImageError::InvalidArgument {
+            reason: format!("snapshot key {key:?} is reserved for image layers"),
+        });
+    }
+    Ok(())
 }
 
 /// The lookup behind [`ImageStore::resolve`], moby's `GetImage`.

@@ -691,6 +691,12 @@ fn commit_makes_a_child_and_rmi_respects_it() {
         )
         .unwrap();
     store.remove_rootfs("c1").unwrap();
+    let layer = format!("{}", store.config(&base).unwrap().rootfs.diff_ids[0]);
+    assert!(
+        store.remove_rootfs(&layer).is_err(),
+        "image layers are not container roots"
+    );
+    assert!(store.prepare_rootfs(&base, "extract-x").is_err());
 
     let inspect = store.inspect("child:1").unwrap();
     assert_eq!(inspect.parent, base.to_string());
