@@ -9,8 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-30}
 ./scripts/deps.sh
-cargo build --release -q -p berth
-BERTH=$PWD/target/release/berth
+if [ -z "${BERTH_BIN:-}" ]; then
+  cargo build --release -q -p berth
+fi
+BERTH=${BERTH_BIN:-$PWD/target/release/berth}
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -161,7 +161,11 @@ fn create_root(root: &Path) -> Result<()> {
         .context(|| format!("create state root {}", root.display()))
 }
 
-/// tmp → fsync → rename → fsync(dir): a reader sees the old or the new file, never half of one.
+/// tmp → rename: a reader sees the old or the new file, never half of one.
+///
+/// No fsync: runtime state describes live processes, which do not survive the crash or power
+/// loss an fsync would guard against (and `--root` is normally on tmpfs). On a busy disk the
+/// fsyncs cost more than the rest of `run` together.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
@@ -173,9 +177,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let write = || -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
+        fs::rename(&tmp, path)
     };
     write().context(|| format!("write {}", path.display()))
 }
