@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use berth_errdefs::{Category, HasCategory};
@@ -115,6 +115,9 @@ pub enum Netns {
     Pid(u32),
     /// A namespace file (`/run/netns/x`, `/proc/<pid>/ns/net`, a bind mount).
     Path(PathBuf),
+    /// An open namespace descriptor of this process; the caller keeps it open until the call
+    /// returns.
+    Fd(RawFd),
 }
 
 impl Netns {
@@ -123,6 +126,8 @@ impl Netns {
         match self {
             Netns::Pid(pid) => PathBuf::from(format!("/proc/{pid}/ns/net")),
             Netns::Path(p) => p.clone(),
+            // Reopening through /proc gives this call its own descriptor to the same namespace.
+            Netns::Fd(fd) => PathBuf::from(format!("/proc/self/fd/{fd}")),
         }
     }
 

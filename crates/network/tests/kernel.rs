@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -155,15 +156,21 @@ async fn network(nl: &Netlink, ipam: &mut Ipam, subnet: &str, members: usize) ->
         gateway: pool.gateway,
         members: vec![],
     };
-    for _ in 0..members {
+    for i in 0..members {
         let ns = NsGuard::new();
+        // Every other member by descriptor, the rest by path: both ways in use.
+        let ns_file = File::open(ns.path()).unwrap();
+        let target = match i % 2 {
+            0 => Netns::Path(ns.path()),
+            _ => Netns::Fd(ns_file.as_raw_fd()),
+        };
         let host = name("bv");
         let veth = LinkGuard(host.clone());
         let ip = ipam.allocate(&bridge, None).unwrap();
         let ep = Endpoint {
             bridge: bridge.clone(),
             host_ifname: host,
-            netns: Netns::Path(ns.path()),
+            netns: target,
             ifname: "eth0".into(),
             address: Ipv4Net::new(ip, pool.subnet.prefix_len()).unwrap(),
             gateway: Some(pool.gateway),
@@ -171,6 +178,7 @@ async fn network(nl: &Netlink, ipam: &mut Ipam, subnet: &str, members: usize) ->
             mtu: None,
         };
         nl.attach(&ep).await.unwrap();
+        drop(ns_file);
         net.members.push((ns, veth, ip));
     }
     net
