@@ -89,6 +89,13 @@ fn docker_loads_what_berth_saves_and_back() {
             &format!("{tag}:2"),
         ],
     );
+    let symlinks = tar::Archive::new(std::fs::File::open(&theirs).unwrap())
+        .entries()
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().header().entry_type() == tar::EntryType::Symlink)
+        .count();
+    // Docker links every repeated diff id: the shared base and the second empty layer.
+    assert_eq!(symlinks, 2, "Docker links repeated layers");
     let (_d2, fresh) = common::store();
     let loaded = fresh
         .load(&mut std::fs::File::open(&theirs).unwrap())
