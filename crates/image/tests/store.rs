@@ -765,3 +765,34 @@ fn hostile_import_tarballs_register_nothing() {
         0
     );
 }
+
+/// CVE-2017-14992: junk padding after a tarball's end must not grow memory; the import
+/// streams it (hashing it into the diff id, as Docker does) and finishes.
+#[test]
+fn padded_import_streams_in_bounded_memory() {
+    let (_d, store) = store();
+    let mut tar = small_layer("f", b"x");
+    let padding = 256usize << 20;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..padding >> 20 {
+        std::io::Write::write_all(&mut gz, &zeros).unwrap();
+    }
+    let compressed = gz.finish().unwrap();
+    assert!(compressed.len() < 4 << 20, "{}", compressed.len());
+    let rss_before = rss_kib();
+    let id = store
+        .import(&mut &compressed[..], &ImportOptions::default())
+        .unwrap();
+    let grown = rss_kib().saturating_sub(rss_before);
+    assert!(grown < 64 << 10, "import grew RSS by {grown} KiB");
+    tar.resize(tar.len() + padding, 0);
+    assert_eq!(store.config(&id).unwrap().rootfs.diff_ids, vec![sha(&tar)]);
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
