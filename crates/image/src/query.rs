@@ -344,6 +344,31 @@ impl ImageStore {
         Ok(())
     }
 
+    /// Records that `reference` (`name@sha256:…`, the manifest digest a registry serves the
+    /// image under) names `image`, as a pull or push does; `docker images --digests` shows
+    /// it. A digest reference never moves to another image.
+    pub fn add_digest(&self, reference: &Reference, image: &ImageId) -> Result<()> {
+        let Some(digest) = reference.digest().cloned() else {
+            return Err(ImageError::InvalidTag {
+                reason: format!("{} is not a digest reference", reference.familiar_string()),
+            });
+        };
+        let key = reference.clone().name_only().with_digest(digest.clone());
+        let mut st = self.lock();
+        if !st.images.contains_key(image) {
+            return Err(crate::store::no_such_id(image));
+        }
+        match st.tags.get(&key) {
+            Some(existing) if existing == image => Ok(()),
+            Some(_) => Err(ImageError::InvalidTag {
+                reason: format!("Cannot overwrite digest {digest}"),
+            }),
+            None => st.tags.update(|t| {
+                t.insert(key, image.clone());
+            }),
+        }
+    }
+
     /// Removes one tag or digest reference (never the image). Returns the image it named.
     pub fn untag(&self, reference: &Reference) -> Result<ImageId> {
         let key = store_key(reference.clone());

@@ -796,3 +796,47 @@ fn rss_kib() -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+#[test]
+fn digest_references_follow_their_repository() {
+    let (_d, store) = store();
+    let id = import(
+        &store,
+        &small_layer("a", b"1"),
+        Some("127.0.0.1:5055/wire/b:1"),
+    );
+    let manifest = sha(b"manifest");
+    let digest_ref = reference(&format!("127.0.0.1:5055/wire/b@{manifest}"));
+    store.add_digest(&digest_ref, &id).unwrap();
+    store.add_digest(&digest_ref, &id).unwrap();
+    let other = import(&store, &small_layer("b", b"2"), None);
+    assert!(
+        store.add_digest(&digest_ref, &other).is_err(),
+        "digests never move"
+    );
+    assert!(store.add_digest(&reference("x:1"), &id).is_err());
+
+    let rows = store.list(&ListOptions::default()).unwrap();
+    let row = rows.iter().find(|r| r.id == id.as_str()).unwrap();
+    let row = serde_json::to_value(row).unwrap();
+    assert_eq!(
+        row["RepoDigests"],
+        serde_json::json!([format!("127.0.0.1:5055/wire/b@{manifest}")])
+    );
+    assert_eq!(store.resolve(&digest_ref.to_string()).unwrap(), id);
+    assert_eq!(store.inspect(id.as_str()).unwrap().repo_digests.len(), 1);
+
+    // Removing the last tag of the repository takes its digest references along.
+    let out = store
+        .remove("127.0.0.1:5055/wire/b:1", false, true, &unused)
+        .unwrap();
+    assert_eq!(
+        out[0],
+        DeleteItem::Untagged("127.0.0.1:5055/wire/b:1".into())
+    );
+    assert_eq!(
+        out[1],
+        DeleteItem::Untagged(format!("127.0.0.1:5055/wire/b@{manifest}"))
+    );
+    assert_eq!(out[2], DeleteItem::Deleted(id.to_string()));
+}
