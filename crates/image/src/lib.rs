@@ -27,6 +27,7 @@
 //! | `docker images` | [`ImageStore::list`] |
 //! | `docker image inspect` / `history` | [`ImageStore::inspect`], [`ImageStore::history`] |
 //! | `docker tag` | [`ImageStore::tag`], [`ImageStore::untag`] |
+//! | `docker pull` (after the registry client fetched the blobs) | [`ImageStore::register`], [`ImageStore::add_digest`] |
 //! | `docker rmi` / `image prune` | [`ImageStore::remove`], [`ImageStore::prune`] |
 //! | `docker commit`, build steps | [`ImageStore::commit`] |
 //! | a container's root | [`ImageStore::prepare_rootfs`], [`ImageStore::remove_rootfs`] |
@@ -44,6 +45,7 @@ mod fsutil;
 mod import;
 mod layers;
 mod load;
+mod pulled;
 mod query;
 mod remove;
 mod repair;

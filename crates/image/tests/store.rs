@@ -840,3 +840,47 @@ fn digest_references_follow_their_repository() {
     );
     assert_eq!(out[2], DeleteItem::Deleted(id.to_string()));
 }
+
+/// What a registry client does after a pull: blobs in the content store, then `register`.
+#[test]
+fn register_pulled_blobs() {
+    let (_d, store) = store();
+    let layer = small_layer("pulled", b"1");
+    let blob = gzip(&layer);
+    let config = config_json(&[&sha(&layer)], "pulled");
+    for data in [&blob, &config] {
+        let mut w = store.content().writer(None, None).unwrap();
+        std::io::Write::write_all(&mut w, data).unwrap();
+        w.commit().unwrap();
+    }
+    let id = store
+        .register(&sha(&config), &[sha(&blob)], &[reference("pulled")])
+        .unwrap();
+    assert_eq!(id, ImageId::from_config(&config));
+    assert_eq!(store.resolve("pulled:latest").unwrap(), id);
+    // The blob is kept as pulled (compressed); save gives the uncompressed layer back.
+    let mut archive = Vec::new();
+    store.save(&["pulled"], &mut archive).unwrap();
+    let (_d2, fresh) = common::store();
+    assert_eq!(fresh.load(&mut &archive[..]).unwrap()[0].id, id);
+
+    // A layer blob that is not the config's layer registers nothing.
+    let wrong = gzip(&small_layer("pulled", b"2"));
+    let mut w = store.content().writer(None, None).unwrap();
+    std::io::Write::write_all(&mut w, &wrong).unwrap();
+    w.commit().unwrap();
+    let config2 = config_json(&[&sha(b"promised layer")], "second");
+    let mut w = store.content().writer(None, None).unwrap();
+    std::io::Write::write_all(&mut w, &config2).unwrap();
+    w.commit().unwrap();
+    let err = store
+        .register(&sha(&config2), &[sha(&wrong)], &[])
+        .unwrap_err();
+    assert!(matches!(err, ImageError::LayerMismatch { .. }), "{err}");
+    assert_eq!(
+        store.snapshotter().list().len(),
+        1,
+        "only the first image's layer"
+    );
+    assert_eq!(store.list(&ListOptions::default()).unwrap().len(), 1);
+}
