@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use berth_engine::{Events, System};
+use berth_engine::{Containers, Events, System};
 use tokio::net::UnixListener;
 
 pub use body::JsonBody;
@@ -34,6 +34,8 @@ pub struct Backend {
     pub system: Arc<System>,
     /// The event bus.
     pub events: Arc<Events>,
+    /// Containers.
+    pub containers: Arc<Containers>,
 }
 
 /// The routes with the shared middleware (version check, Docker's response headers), before

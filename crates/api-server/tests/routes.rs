@@ -36,9 +36,23 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
         labels: vec![],
     })
     .expect("system");
+    let events = Arc::new(Events::default());
+    let images = Arc::new(berth_image::ImageStore::open(&dir.path().join("data")).expect("images"));
+    let containers = berth_engine::Containers::open(
+        berth_engine::ContainersConfig {
+            data_root: dir.path().join("data"),
+            exec_root: dir.path().join("exec"),
+            shim_binary: "/nonexistent/berth".into(),
+            runtime: None,
+        },
+        images,
+        events.clone(),
+    )
+    .expect("containers");
     Backend {
         system: Arc::new(system),
-        events: Arc::new(Events::default()),
+        events,
+        containers,
     }
 }
 
@@ -189,7 +203,8 @@ async fn json_bodies_are_checked() {
         post("application/json", "{\"Image\":\"busybox\"}"),
     )
     .await;
-    assert_eq!(valid.status, StatusCode::NOT_IMPLEMENTED);
+    // No image store content: the image is missing.
+    assert_eq!(valid.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

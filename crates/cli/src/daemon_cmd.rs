@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use berth_api_server::Backend;
-use berth_engine::{Events, System, SystemConfig};
+use berth_engine::{Containers, ContainersConfig, Events, System, SystemConfig};
 use clap::Parser;
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
@@ -309,7 +309,27 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
         .thread_name("berth-daemon")
         .build()
         .context("starting the async runtime")?;
+    let images = Arc::new(
+        berth_image::ImageStore::open(&config.data_root).context("opening the image store")?,
+    );
+    let events = Arc::new(Events::default());
+    let shim_binary = match std::env::var_os("BERTH_SHIM_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe().context("finding the berth binary for shims")?,
+    };
+    let containers = Containers::open(
+        ContainersConfig {
+            data_root: config.data_root.clone(),
+            exec_root: config.exec_root.clone(),
+            shim_binary,
+            runtime: None,
+        },
+        images,
+        events.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     runtime.block_on(async {
+        containers.restore().await;
         let backend = Backend {
             system: Arc::new(System::new(SystemConfig {
                 data_root: config.data_root.clone(),
@@ -319,7 +339,8 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
                 debug: config.debug,
                 labels: vec![],
             })?),
-            events: Arc::new(Events::default()),
+            events,
+            containers,
         };
         let mut listeners = Vec::new();
         for path in &config.sockets {

@@ -7,9 +7,11 @@
 //! `berth-api-types` or anything above layer 2: it speaks in its own domain types, and the API
 //! server translates. Every error type here implements [`berth_errdefs::HasCategory`].
 
+pub mod containers;
 pub mod events;
 pub mod system;
 
+pub use containers::{Containers, ContainersConfig};
 pub use events::{Event, EventQuery, EventType, Events, EventsError, Subscription};
 pub use system::{
     CgroupFacts, HostFacts, InfoReport, System, SystemConfig, SystemError, VersionReport,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::response::{IntoResponse, Response};
-use berth_engine::{Events, System};
+use berth_engine::{Containers, Events, System};
 use berth_errdefs::Category;
 
 use crate::Backend;
@@ -26,6 +26,12 @@ impl FromRef<Backend> for Arc<System> {
 impl FromRef<Backend> for Arc<Events> {
     fn from_ref(backend: &Backend) -> Arc<Events> {
         backend.events.clone()
+    }
+}
+
+impl FromRef<Backend> for Arc<Containers> {
+    fn from_ref(backend: &Backend) -> Arc<Containers> {
+        backend.containers.clone()
     }
 }
 

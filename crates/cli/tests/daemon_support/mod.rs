@@ -57,11 +57,21 @@ impl Daemon {
             .tempdir_in("/tmp")
             .expect("tempdir");
         std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
+        Daemon::start_in(dir, extra)
+    }
+
+    /// Starts a daemon whose state lives in `dir` (which has a `daemon.json`), e.g. one
+    /// prepared before start-up or left by a previous daemon.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Daemon {
         let mut args = daemon_args(dir.path());
         args.extend(extra.iter().map(|a| a.to_string()));
         // A file, not a pipe: nobody drains a pipe while the daemon runs, and debug logging
         // would fill it and block the daemon.
-        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("daemon.log"))
+            .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(&args)
             .stdin(Stdio::null())

@@ -1,0 +1,441 @@
+//! Containers through the real daemon and the real docker CLI: run (attached, -d, --rm, -i),
+//! exit codes, ps, logs, inspect, stop, kill, rm (-f), name conflicts, and a daemon killed
+//! with SIGKILL while a container runs.
+//!
+//! Needs root (overlay mounts, namespaces) and the docker CLI; skipped otherwise. The busybox
+//! image is imported into the data root's image store before the daemon starts.
+
+mod daemon_support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon_support::Daemon;
+
+fn usable() -> bool {
+    if !berth_testsupport::is_root() {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("skipped: no docker CLI");
+        return false;
+    }
+    true
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh state dir whose data root already holds `busybox:latest`.
+fn prepared_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-c")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
+    let rootfs = dir.path().join("bb-rootfs");
+    berth_testsupport::busybox_rootfs(&rootfs);
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar");
+    assert!(tar.status.success(), "tar: {}", text(&tar.stderr));
+    let store = berth_image::ImageStore::open(&dir.path().join("data")).expect("image store");
+    let opts = berth_image::ImportOptions {
+        tag: Some("busybox:latest".parse().expect("reference")),
+        ..Default::default()
+    };
+    store
+        .import(&mut tar.stdout.as_slice(), &opts)
+        .expect("import busybox");
+    drop(store);
+    std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
+    dir
+}
+
+/// A daemon with busybox, whose containers are force-removed at the end of the test.
+struct Env {
+    daemon: Daemon,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            daemon: Daemon::start_in(prepared_dir(), &[]),
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.daemon.docker(args)
+    }
+
+    /// Runs docker with `input` on its stdin (bounded).
+    fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = Command::new("docker")
+            .args(args)
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.daemon.socket.display()),
+            )
+            .env(
+                "DOCKER_CONFIG",
+                self.daemon.dir.path().join("docker-config"),
+            )
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input).expect("write stdin");
+        drop(stdin);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("docker {args:?} did not finish in 30s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("output")
+    }
+
+    /// `docker …` that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}\n{}\ndaemon log:\n{}",
+            text(&out.stdout),
+            text(&out.stderr),
+            tail(&self.daemon.log())
+        );
+        text(&out.stdout)
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ps = self.daemon.docker(&["ps", "-aq", "--no-trunc"]);
+        for id in text(&ps.stdout).split_whitespace() {
+            let _ = self.daemon.docker(&["rm", "-f", id]);
+        }
+        kill_leftover_shims(self.daemon.dir.path());
+    }
+}
+
+/// The shims of this test: processes whose command line is a `shim` and mentions `dir`.
+fn shims_of(dir: &Path) -> Vec<i32> {
+    let needle = dir.display().to_string();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = text(&cmdline).replace('\0', " ");
+            if cmdline.contains(" shim ") && cmdline.contains(&needle) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+fn kill_leftover_shims(dir: &Path) {
+    for pid in shims_of(dir) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+fn assert_no_shims(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shims_of(dir).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(shims_of(dir).is_empty(), "shims left: {:?}", shims_of(dir));
+}
+
+#[test]
+fn run_rm_echo_prints_and_cleans_up() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let out = env.docker(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!(
+        text(&out.stdout),
+        "hi\n",
+        "stderr: {}\n{}",
+        text(&out.stderr),
+        tail(&env.daemon.log())
+    );
+    assert_eq!(out.status.code(), Some(0));
+    // --rm: nothing left, not even a shim.
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert_no_shims(env.daemon.dir.path());
+}
+
+#[test]
+fn exit_codes_come_through_the_cli() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let out = env.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let out = env.docker(&["run", "busybox", "sh", "-c", "echo err >&2; exit 5"]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "err\n");
+    let out = env.docker(&["run", "--rm", "busybox", "nosuch"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("executable file not found"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.docker(&["run", "--rm", "nosuchimage"]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+}
+
+#[test]
+fn stdin_is_piped_and_closed() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let out = env.docker_stdin(&["run", "--rm", "-i", "busybox", "cat"], b"one\ntwo\n");
+    assert_eq!(text(&out.stdout), "one\ntwo\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn detached_lifecycle_ps_logs_inspect_stop_rm() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--label",
+            "k=v",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; echo oops >&2; sleep 30",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = env.ok(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with(&format!("{} web Up", &id[..12])), "{ps}");
+    assert_eq!(
+        env.ok(&["ps", "-q", "--filter", "label=k=v", "--filter", "name=web"])
+            .trim(),
+        &id[..12]
+    );
+    assert_eq!(env.ok(&["ps", "-q", "--filter", "status=exited"]), "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = env.docker(&["logs", "web"]);
+        if text(&logs.stdout) == "started\n" && text(&logs.stderr) == "oops\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "logs: {:?} {:?}",
+            text(&logs.stdout),
+            text(&logs.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "web"])).expect("inspect JSON");
+    let c = &inspect[0];
+    assert_eq!(c["Id"], id.as_str());
+    assert_eq!(c["Name"], "/web");
+    assert_eq!(c["State"]["Status"], "running");
+    assert_eq!(c["State"]["Running"], true);
+    assert!(c["State"]["Pid"].as_i64().unwrap_or(0) > 0);
+    assert_eq!(c["Config"]["Hostname"], &id[..12]);
+    assert_eq!(c["Config"]["Labels"]["k"], "v");
+    assert_eq!(c["Path"], "sh");
+
+    // Name conflict.
+    let out = env.docker(&["create", "--name", "web", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "Conflict. The container name \"/web\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    // rm of a running container is refused.
+    let out = env.docker(&["rm", "web"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(&format!("You cannot remove a running container {id}")),
+        "{}",
+        text(&out.stderr)
+    );
+    let started = Instant::now();
+    env.ok(&["stop", "-t", "1", "web"]);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let state: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "web"])).expect("inspect JSON");
+    assert_eq!(state[0]["State"]["Status"], "exited");
+    assert_eq!(state[0]["State"]["ExitCode"], 137);
+    assert_eq!(
+        env.ok(&["ps", "-aq", "--filter", "exited=137"]).trim(),
+        &id[..12]
+    );
+    // Stopping again is a no-op; killing a stopped container is a conflict.
+    env.ok(&["stop", "web"]);
+    assert!(!env.docker(&["kill", "web"]).status.success());
+    env.ok(&["rm", "web"]);
+    let out = env.docker(&["inspect", "--type", "container", "web"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("No such container: web"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_no_shims(env.daemon.dir.path());
+}
+
+#[test]
+fn rm_force_removes_a_running_container() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let id = env
+        .ok(&["run", "-d", "busybox", "sleep", "30"])
+        .trim()
+        .to_owned();
+    env.ok(&["rm", "-f", &id[..8]]);
+    assert_eq!(env.ok(&["ps", "-aq"]), "");
+    assert_no_shims(env.daemon.dir.path());
+}
+
+#[test]
+fn containers_survive_a_daemon_killed_with_sigkill() {
+    if !usable() {
+        return;
+    }
+    let mut env = Env::new();
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "survivor",
+            "busybox",
+            "sh",
+            "-c",
+            "echo before; sleep 30",
+        ])
+        .trim()
+        .to_owned();
+    daemon_support::signal(&env.daemon.child, libc::SIGKILL);
+    let _ = env.daemon.child.wait();
+    let placeholder = tempfile::tempdir().expect("tempdir");
+    let dir = std::mem::replace(&mut env.daemon.dir, placeholder);
+    // The old socket and pid file are stale; the new daemon must cope.
+    env.daemon = Daemon::start_in(dir, &[]);
+    let ps = env.ok(&["ps", "--format", "{{.ID}} {{.Status}}"]);
+    assert!(ps.starts_with(&format!("{} Up", &id[..12])), "{ps}");
+    assert_eq!(env.ok(&["logs", "survivor"]), "before\n");
+    env.ok(&["stop", "-t", "1", "survivor"]);
+    let state: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "survivor"])).expect("inspect JSON");
+    assert_eq!(state[0]["State"]["Status"], "exited");
+    assert_eq!(state[0]["State"]["ExitCode"], 137);
+    env.ok(&["rm", "survivor"]);
+    assert_no_shims(env.daemon.dir.path());
+}
+
+#[test]
+fn tty_output_is_raw_and_logged() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let out = env.docker(&[
+        "run",
+        "--name",
+        "tt",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "echo tty; exit 4",
+    ]);
+    assert_eq!(text(&out.stdout), "tty\r\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(env.ok(&["logs", "tt"]), "tty\r\n");
+    env.ok(&["rm", "tt"]);
+}
+
+#[test]
+fn interactive_tty_through_a_pty() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    // `script` gives the docker CLI a terminal; the shell reads one command from it.
+    let command = "docker run --rm -it busybox sh -c 'read line; echo got:$line; exit 6'";
+    let mut child = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", env.daemon.socket.display()),
+        )
+        .env("DOCKER_CONFIG", env.daemon.dir.path().join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::sleep(Duration::from_secs(2));
+    stdin.write_all(b"hello\r").expect("write");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("docker run -it did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        text(&out.stdout).contains("got:hello"),
+        "{:?}",
+        text(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stdout));
+}

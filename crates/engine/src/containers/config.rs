@@ -1,0 +1,276 @@
+//! A container's configuration and state as the engine keeps them: `Config` and `HostConfig`
+//! (the fields berth applies, with Docker's names so that the record on disk reads like
+//! Docker's), and `State`. Absent and `null` are the same ("not given").
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `Config`: what runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Config {
+    /// The hostname (default: the short id).
+    pub hostname: String,
+    /// `Domainname`.
+    pub domainname: String,
+    /// `user[:group]`.
+    pub user: String,
+    /// Attach flags the client sent (kept for inspect).
+    pub attach_stdin: bool,
+    /// See `attach_stdin`.
+    pub attach_stdout: bool,
+    /// See `attach_stdin`.
+    pub attach_stderr: bool,
+    /// Allocate a pty.
+    pub tty: bool,
+    /// Keep stdin open.
+    pub open_stdin: bool,
+    /// Close stdin after the first attached client detaches.
+    pub stdin_once: bool,
+    /// `KEY=value`.
+    pub env: Option<Vec<String>>,
+    /// The command.
+    pub cmd: Option<Vec<String>>,
+    /// The image as the user named it.
+    pub image: String,
+    /// Working directory.
+    pub working_dir: String,
+    /// Entrypoint; `[""]` resets the image's.
+    pub entrypoint: Option<Vec<String>>,
+    /// Labels.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Stop signal (`SIGTERM` when unset).
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (10 when unset).
+    pub stop_timeout: Option<i64>,
+    /// `ExposedPorts` (kept for inspect; ports are the network layer's).
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// One `HostConfig.Mounts[]` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountConfig {
+    /// `bind`, `volume` or `tmpfs`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Host path or volume name.
+    pub source: String,
+    /// Path in the container.
+    pub target: String,
+    /// Read-only.
+    pub read_only: bool,
+    /// Bind options.
+    pub bind_options: Option<BindOptions>,
+    /// Tmpfs options.
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+/// `BindOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BindOptions {
+    /// `rprivate`, `shared`, ….
+    pub propagation: String,
+    /// Do not bind submounts.
+    pub non_recursive: bool,
+}
+
+/// `TmpfsOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// Mode bits.
+    pub mode: u32,
+}
+
+/// One `--ulimit`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UlimitConfig {
+    /// `nofile`, ….
+    pub name: String,
+    /// Soft limit.
+    pub soft: i64,
+    /// Hard limit.
+    pub hard: i64,
+}
+
+/// `RestartPolicy` (kept; berth does not restart containers yet).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    /// `no`, `always`, `unless-stopped`, `on-failure`.
+    pub name: String,
+    /// For `on-failure`.
+    pub maximum_retry_count: i64,
+}
+
+/// `HostConfig`: how it runs on this host.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    /// `-v` entries.
+    pub binds: Option<Vec<String>>,
+    /// `default`, `bridge`, `none`, `host`, ….
+    pub network_mode: String,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--restart`.
+    pub restart_policy: Option<RestartPolicy>,
+    /// `--mount`.
+    pub mounts: Option<Vec<MountConfig>>,
+    /// `--tmpfs`.
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    /// `--memory`.
+    pub memory: i64,
+    /// `--memory-swap`.
+    pub memory_swap: i64,
+    /// `--memory-reservation`.
+    pub memory_reservation: i64,
+    /// `--cpus` × 10⁹.
+    pub nano_cpus: i64,
+    /// `--cpu-shares`.
+    pub cpu_shares: i64,
+    /// `--cpu-period`.
+    pub cpu_period: i64,
+    /// `--cpu-quota`.
+    pub cpu_quota: i64,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: String,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: String,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+    /// `--privileged`.
+    pub privileged: bool,
+    /// `--cap-add`.
+    pub cap_add: Option<Vec<String>>,
+    /// `--cap-drop`.
+    pub cap_drop: Option<Vec<String>>,
+    /// `--security-opt`.
+    pub security_opt: Option<Vec<String>>,
+    /// `--read-only`.
+    pub readonly_rootfs: bool,
+    /// `--ulimit`.
+    pub ulimits: Option<Vec<UlimitConfig>>,
+    /// `--init`.
+    pub init: Option<bool>,
+    /// `--shm-size`.
+    pub shm_size: i64,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: i32,
+    /// `--sysctl`.
+    pub sysctls: Option<BTreeMap<String, String>>,
+    /// `--group-add`.
+    pub group_add: Option<Vec<String>>,
+    /// `--cgroup-parent`.
+    pub cgroup_parent: String,
+    /// `--uts`.
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: String,
+    /// `--cgroupns`.
+    pub cgroupns_mode: String,
+    /// Replaces Docker's masked paths.
+    pub masked_paths: Option<Vec<String>>,
+    /// Replaces Docker's read-only paths.
+    pub readonly_paths: Option<Vec<String>>,
+    /// `--memory-swappiness`.
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable`.
+    pub oom_kill_disable: Option<bool>,
+    /// `--blkio-weight`.
+    pub blkio_weight: u16,
+    /// `-p` (kept for inspect; ports are the network layer's).
+    pub port_bindings: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// `State`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct State {
+    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`.
+    pub status: String,
+    /// Running (also while paused).
+    pub running: bool,
+    /// Frozen.
+    pub paused: bool,
+    /// Being restarted by its policy.
+    pub restarting: bool,
+    /// The OOM killer struck.
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    /// Could not be removed.
+    pub dead: bool,
+    /// The init's pid while running, else 0.
+    pub pid: i32,
+    /// The last exit code.
+    pub exit_code: i32,
+    /// Why the last start failed.
+    pub error: String,
+    /// RFC 3339; Go's zero time when never.
+    pub started_at: String,
+    /// RFC 3339; Go's zero time when never.
+    pub finished_at: String,
+}
+
+/// Go's zero `time.Time`, which Docker prints for "never".
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            status: "created".into(),
+            running: false,
+            paused: false,
+            restarting: false,
+            oom_killed: false,
+            dead: false,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+        }
+    }
+}
+
+/// Everything the engine stores about one container (`config.v2.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerRecord {
+    /// 64 hex.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The name, without the leading `/`.
+    pub name: String,
+    /// RFC 3339 with nanoseconds.
+    pub created: String,
+    /// The program run (entrypoint + cmd, first word).
+    pub path: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The image id (`sha256:…`).
+    pub image: String,
+    /// `Config`.
+    pub config: Config,
+    /// `HostConfig`.
+    pub host_config: HostConfig,
+    /// `State`.
+    pub state: State,
+    /// The overlay's directories (`LowerDir`, `UpperDir`, `WorkDir`, `MergedDir`).
+    pub graph_driver: BTreeMap<String, String>,
+    /// `/etc/resolv.conf` on the host.
+    pub resolv_conf_path: String,
+    /// `/etc/hostname` on the host.
+    pub hostname_path: String,
+    /// `/etc/hosts` on the host.
+    pub hosts_path: String,
+    /// The json-file log.
+    pub log_path: String,
+    /// How many times it was restarted.
+    pub restart_count: i64,
+}

@@ -1,0 +1,1048 @@
+//! The containers service: create, start, attach, wait, stop, kill, restart, remove, list,
+//! inspect and logs, and restoring all of it after a daemon restart.
+//!
+//! The daemon never forks a container: each started container has its own `berth shim`
+//! (see [`shim`]), which holds its stdio and log, reaps it and records its exit. The service
+//! keeps one record per container (`<data-root>/containers/<id>/config.v2.json`, written
+//! atomically), a names index, and per container a monitor task that waits on the shim and
+//! records the exit. Layout:
+//!
+//! | path | what |
+//! |---|---|
+//! | `<data-root>/containers/<id>/` | record, `hostname`, `hosts`, `resolv.conf`, `<id>-json.log`, `rootfs/` (the overlay's mount point) |
+//! | `<exec-root>/bundles/<id>/config.json` | the OCI bundle |
+//! | `<exec-root>/shims/<id>/` | the shim's state dir (`shim.sock`, `shim.pid`, `exit.json`) |
+//! | `<exec-root>/runtime/` | the built-in runtime's state |
+
+mod config;
+mod files;
+mod logs;
+mod shim;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use berth_errdefs::{CategorizedError, Category, HasCategory};
+use berth_image::ImageStore;
+use berth_reference::{ContainerName, Filters, resolve_prefix};
+use berth_shim::protocol::{ExitInfo, Request};
+use tokio::sync::{oneshot, watch};
+
+pub use config::{
+    BindOptions, Config, ContainerRecord, HostConfig, MountConfig, RestartPolicy, State,
+    TmpfsOptions, UlimitConfig, ZERO_TIME,
+};
+pub use logs::{LogLine, LogOptions, LogStream};
+pub use shim::AttachOptions;
+
+use crate::events::{Event, EventType, Events};
+
+type Result<T> = std::result::Result<T, CategorizedError>;
+
+/// Where the service keeps things and how it starts shims.
+#[derive(Debug, Clone)]
+pub struct ContainersConfig {
+    /// `--data-root`.
+    pub data_root: PathBuf,
+    /// `--exec-root`.
+    pub exec_root: PathBuf,
+    /// The binary run as `<binary> shim …` (the daemon's own, `std::env::current_exe()`).
+    pub shim_binary: PathBuf,
+    /// `--runtime` for the shim: `None` is the built-in runtime.
+    pub runtime: Option<String>,
+}
+
+/// How a wait ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// At once if not running, else at the next exit.
+    NotRunning,
+    /// At the next exit.
+    NextExit,
+    /// Once the container has been removed.
+    Removed,
+}
+
+/// The answer of a wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitOutcome {
+    /// The exit code.
+    pub status_code: i64,
+    /// Why waiting failed, if it did.
+    pub error: Option<String>,
+}
+
+/// What `create` answers.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The new id.
+    pub id: String,
+    /// Warnings for the client.
+    pub warnings: Vec<String>,
+}
+
+/// A container in a listing: the record plus nothing else (the API shapes it).
+pub type Summary = ContainerRecord;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Life {
+    /// Exits seen so far.
+    exits: u64,
+    exit_code: i32,
+    running: bool,
+    removed: bool,
+}
+
+type PendingAttach = (
+    AttachOptions,
+    oneshot::Sender<Result<tokio::net::UnixStream>>,
+);
+
+#[derive(Debug)]
+struct Container {
+    id: String,
+    record: Mutex<ContainerRecord>,
+    /// Serialises lifecycle operations (start, stop, remove).
+    op: tokio::sync::Mutex<()>,
+    life: watch::Sender<Life>,
+    /// Attaches made before the shim exists; served by `start` before the process runs.
+    pending: Mutex<Vec<PendingAttach>>,
+}
+
+impl Container {
+    fn new(record: ContainerRecord) -> Arc<Container> {
+        let life = Life {
+            exits: 0,
+            exit_code: record.state.exit_code,
+            running: record.state.running,
+            removed: false,
+        };
+        Arc::new(Container {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            op: tokio::sync::Mutex::new(()),
+            life: watch::Sender::new(life),
+            pending: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn rec(&self) -> MutexGuard<'_, ContainerRecord> {
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn snapshot(&self) -> ContainerRecord {
+        self.rec().clone()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    by_id: BTreeMap<String, Arc<Container>>,
+    /// name (no slash) → id.
+    names: BTreeMap<String, String>,
+}
+
+/// The containers service.
+#[derive(Debug)]
+pub struct Containers {
+    cfg: ContainersConfig,
+    images: Arc<ImageStore>,
+    events: Arc<Events>,
+    index: Mutex<Index>,
+}
+
+fn sys(context: &str, e: impl std::fmt::Display) -> CategorizedError {
+    CategorizedError::new(Category::System, format!("{context}: {e}"))
+}
+
+fn invalid(msg: impl Into<String>) -> CategorizedError {
+    CategorizedError::new(Category::InvalidParameter, msg)
+}
+
+fn now() -> String {
+    berth_image::now_rfc3339()
+}
+
+impl Containers {
+    /// Opens the service: loads every record under `<data-root>/containers`. Call
+    /// [`Containers::restore`] from the async runtime afterwards.
+    pub fn open(
+        cfg: ContainersConfig,
+        images: Arc<ImageStore>,
+        events: Arc<Events>,
+    ) -> Result<Arc<Containers>> {
+        for dir in [
+            cfg.data_root.join("containers"),
+            cfg.exec_root.join("bundles"),
+            cfg.exec_root.join("shims"),
+            cfg.exec_root.join("runtime"),
+        ] {
+            files::create_dir(&dir)?;
+        }
+        let mut index = Index::default();
+        let dir = cfg.data_root.join("containers");
+        let entries = std::fs::read_dir(&dir).map_err(|e| sys("read containers", e))?;
+        for entry in entries.flatten() {
+            let path = entry.path().join(files::RECORD_NAME);
+            match files::read_record(&path) {
+                Ok(Some(record)) => {
+                    index.names.insert(record.name.clone(), record.id.clone());
+                    index
+                        .by_id
+                        .insert(record.id.clone(), Container::new(record));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("skipping container {}: {}", path.display(), e),
+            }
+        }
+        Ok(Arc::new(Containers {
+            cfg,
+            images,
+            events,
+            index: Mutex::new(index),
+        }))
+    }
+
+    fn idx(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.cfg.data_root.join("containers").join(id)
+    }
+
+    fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("bundles").join(id)
+    }
+
+    fn state_dir(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("shims").join(id)
+    }
+
+    fn rootfs_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("rootfs")
+    }
+
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
+    fn find(&self, name_or_id: &str) -> Result<Arc<Container>> {
+        let not_found = || {
+            CategorizedError::new(
+                Category::NotFound,
+                format!("No such container: {name_or_id}"),
+            )
+        };
+        let idx = self.idx();
+        if let Some(c) = idx.by_id.get(name_or_id) {
+            return Ok(c.clone());
+        }
+        let name = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        if let Some(id) = idx.names.get(name)
+            && let Some(c) = idx.by_id.get(id)
+        {
+            return Ok(c.clone());
+        }
+        match resolve_prefix(idx.by_id.keys(), name_or_id) {
+            Ok(id) => idx.by_id.get(id.as_str()).cloned().ok_or_else(not_found),
+            Err(e) if e.category() == Category::InvalidParameter => {
+                Err(CategorizedError::from_error(&e))
+            }
+            Err(_) => Err(not_found()),
+        }
+    }
+
+    fn save(&self, c: &Container) -> Result<()> {
+        let record = c.snapshot();
+        files::write_record(&self.container_dir(&c.id).join(files::RECORD_NAME), &record)
+    }
+
+    fn publish(&self, record: &ContainerRecord, action: &str, extra: &[(&str, String)]) {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_owned(), record.name.clone());
+        attrs.insert("image".to_owned(), record.config.image.clone());
+        for (k, v) in record.config.labels.iter().flatten() {
+            attrs.insert(k.clone(), v.clone());
+        }
+        for (k, v) in extra {
+            attrs.insert((*k).to_owned(), v.clone());
+        }
+        self.events
+            .publish(Event::now(EventType::Container, action, &record.id, attrs));
+    }
+
+    /// `POST /containers/create`.
+    pub async fn create(
+        self: &Arc<Self>,
+        name: Option<&str>,
+        config: Config,
+        host_config: HostConfig,
+    ) -> Result<Created> {
+        let this = self.clone();
+        let name = name.map(str::to_owned);
+        tokio::task::spawn_blocking(move || this.create_blocking(name, config, host_config))
+            .await
+            .map_err(|e| sys("create task", e))?
+    }
+
+    fn reserve_name(&self, name: Option<String>, id: &str) -> Result<String> {
+        let mut idx = self.idx();
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let parsed =
+                    ContainerName::parse(&n).map_err(|e| CategorizedError::from_error(&e))?;
+                let n = parsed.as_str().to_owned();
+                if let Some(other) = idx.names.get(&n) {
+                    return Err(CategorizedError::new(
+                        Category::Conflict,
+                        format!(
+                            "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                        ),
+                    ));
+                }
+                n
+            }
+            None => {
+                let mut retry = 0;
+                loop {
+                    let n = ContainerName::random(retry).as_str().to_owned();
+                    if !idx.names.contains_key(&n) {
+                        break n;
+                    }
+                    retry += 1;
+                }
+            }
+        };
+        idx.names.insert(name.clone(), id.to_owned());
+        Ok(name)
+    }
+
+    fn release_name(&self, name: &str, id: &str) {
+        let mut idx = self.idx();
+        if idx.names.get(name).is_some_and(|i| i == id) {
+            idx.names.remove(name);
+        }
+    }
+
+    fn create_blocking(
+        self: &Arc<Self>,
+        name: Option<String>,
+        mut config: Config,
+        host: HostConfig,
+    ) -> Result<Created> {
+        if config.image.is_empty() {
+            return Err(invalid("No command specified"));
+        }
+        let image_id = self
+            .images
+            .resolve(&config.image)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        let image_config = self
+            .images
+            .config(&image_id)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        let id = berth_reference::generate_id();
+        let name = self.reserve_name(name, &id)?;
+        let mut cleanup = files::Cleanup::default();
+        match self.create_files(
+            &id,
+            &name,
+            &image_id,
+            image_config.config.as_ref(),
+            &mut config,
+            &host,
+            &mut cleanup,
+        ) {
+            Ok(record) => {
+                let c = Container::new(record.clone());
+                self.idx().by_id.insert(id.clone(), c);
+                self.publish(&record, "create", &[]);
+                Ok(Created {
+                    id,
+                    warnings: Vec::new(),
+                })
+            }
+            Err(e) => {
+                cleanup.run(&self.images);
+                self.release_name(&name, &id);
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_files(
+        &self,
+        id: &str,
+        name: &str,
+        image_id: &berth_reference::ImageId,
+        image: Option<&berth_image::ContainerConfig>,
+        config: &mut Config,
+        host: &HostConfig,
+        cleanup: &mut files::Cleanup,
+    ) -> Result<ContainerRecord> {
+        let mut spec_cfg = files::spec_config(config, host)?;
+        if let Some(image) = image {
+            let img = berth_spec::ImageConfig {
+                user: image.user.clone(),
+                env: image.env.clone().unwrap_or_default(),
+                cmd: image.cmd.clone().unwrap_or_default(),
+                entrypoint: image.entrypoint.clone().unwrap_or_default(),
+                working_dir: image.working_dir.clone(),
+                stop_signal: image.stop_signal.clone(),
+                labels: image.labels.clone().unwrap_or_default(),
+            };
+            berth_spec::merge_image_config(&img, &mut spec_cfg);
+        }
+        let args: Vec<String> = spec_cfg
+            .entrypoint
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .chain(spec_cfg.cmd.iter().cloned())
+            .collect();
+        let Some((path, rest)) = args.split_first() else {
+            return Err(invalid("No command specified"));
+        };
+        if config.hostname.is_empty() {
+            config.hostname = id[..12].to_owned();
+        }
+        if config.labels.is_none() {
+            config.labels = Some(BTreeMap::new());
+        }
+        let dir = self.container_dir(id);
+        files::create_dir(&dir)?;
+        cleanup.dirs.push(dir.clone());
+        let mount = self
+            .images
+            .prepare_rootfs(image_id, id)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        cleanup.snapshot = Some(id.to_owned());
+        let rootfs = self.rootfs_dir(id);
+        files::create_dir(&rootfs)?;
+        mount
+            .mount(&rootfs)
+            .map_err(|e| sys("mount the root filesystem", e))?;
+        cleanup.mounts.push(rootfs.clone());
+        let etc = files::write_etc_files(&dir, &config.hostname, &host.network_mode)?;
+        let mut ctx = berth_spec::RuntimeContext::new(id, &rootfs);
+        ctx.hostname = config.hostname.clone();
+        ctx.hostname_path = Some(etc.hostname.clone());
+        ctx.hosts_path = Some(etc.hosts.clone());
+        ctx.resolv_conf_path = Some(etc.resolv_conf.clone());
+        ctx.network = files::network_namespace(&host.network_mode)?;
+        let spec = berth_spec::generate(&spec_cfg, &ctx, &berth_spec::NoVolumes)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        let bundle = self.bundle_dir(id);
+        files::create_dir(&bundle)?;
+        cleanup.dirs.push(bundle.clone());
+        let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| sys("encode the spec", e))?;
+        files::write_atomic(&bundle.join("config.json"), &spec_json)?;
+        let mut graph = BTreeMap::new();
+        graph.insert("MergedDir".to_owned(), rootfs.display().to_string());
+        if let berth_snapshot::Mount::Overlay {
+            lowerdirs,
+            upperdir,
+            workdir,
+            ..
+        } = &mount
+        {
+            let lower: Vec<String> = lowerdirs.iter().map(|p| p.display().to_string()).collect();
+            graph.insert("LowerDir".to_owned(), lower.join(":"));
+            if let Some(u) = upperdir {
+                graph.insert("UpperDir".to_owned(), u.display().to_string());
+            }
+            if let Some(w) = workdir {
+                graph.insert("WorkDir".to_owned(), w.display().to_string());
+            }
+        }
+        let record = ContainerRecord {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            created: now(),
+            path: path.clone(),
+            args: rest.to_vec(),
+            image: image_id.to_string(),
+            config: config.clone(),
+            host_config: host.clone(),
+            state: State::default(),
+            graph_driver: graph,
+            resolv_conf_path: etc.resolv_conf.display().to_string(),
+            hostname_path: etc.hostname.display().to_string(),
+            hosts_path: etc.hosts.display().to_string(),
+            log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+            restart_count: 0,
+        };
+        files::write_record(&dir.join(files::RECORD_NAME), &record)?;
+        Ok(record)
+    }
+
+    /// `POST /containers/{id}/start`. NotModified when already running.
+    pub async fn start(self: &Arc<Self>, name_or_id: &str) -> Result<()> {
+        let c = self.find(name_or_id)?;
+        let _op = c.op.lock().await;
+        if c.life.borrow().removed {
+            return Err(CategorizedError::new(
+                Category::NotFound,
+                format!("No such container: {name_or_id}"),
+            ));
+        }
+        if c.rec().state.running {
+            return Err(CategorizedError::new(
+                Category::NotModified,
+                "container already started",
+            ));
+        }
+        match self.start_locked(&c).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let code = if e.message.contains("executable file not found")
+                    || e.message.contains("no such file or directory")
+                {
+                    127
+                } else if e.message.contains("permission denied") {
+                    126
+                } else {
+                    128
+                };
+                {
+                    let mut r = c.rec();
+                    r.state.error = e.message.clone();
+                    r.state.exit_code = code;
+                }
+                let _ = self.save(&c);
+                // Attachers waiting for this start get nothing: close them.
+                c.pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                c.life.send_modify(|l| l.exit_code = code);
+                if c.rec().host_config.auto_remove {
+                    let this = self.clone();
+                    let id = c.id.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = this.remove_inner(&id, true).await {
+                            tracing::warn!("auto-remove of {id}: {}", e.message);
+                        }
+                    });
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
+        let id = c.id.clone();
+        let state_dir = self.state_dir(&id);
+        // A previous run's shim still holds the old exit: end it first.
+        shim::teardown(&state_dir).await;
+        let _ = std::fs::remove_dir_all(&state_dir);
+        let rootfs = self.rootfs_dir(&id);
+        if !files::is_mountpoint(&rootfs) {
+            let image_id = berth_reference::ImageId::parse(&c.rec().image)
+                .map_err(|e| CategorizedError::from_error(&e))?;
+            let mount = self
+                .images
+                .prepare_rootfs(&image_id, &id)
+                .or_else(|_| self.images.snapshotter().mounts(&id).map_err(|e| e.into()))
+                .map_err(|e: berth_image::ImageError| CategorizedError::from_error(&e))?;
+            mount
+                .mount(&rootfs)
+                .map_err(|e| sys("mount the root filesystem", e))?;
+        }
+        let (tty, stdin, stdin_once, log_path) = {
+            let r = c.rec();
+            (
+                r.config.tty,
+                r.config.open_stdin,
+                r.config.stdin_once,
+                PathBuf::from(&r.log_path),
+            )
+        };
+        shim::launch(shim::ShimLaunch {
+            binary: self.cfg.shim_binary.clone(),
+            runtime: self.cfg.runtime.clone(),
+            runtime_root: self.cfg.exec_root.join("runtime"),
+            id: id.clone(),
+            bundle: self.bundle_dir(&id),
+            state_dir: state_dir.clone(),
+            log_path,
+            tty,
+            stdin,
+            stdin_once,
+        })
+        .await
+        .map_err(|msg| CategorizedError::new(Category::InvalidParameter, msg))?;
+        // Connect the clients that attached before start, so they see all output.
+        let pending: Vec<PendingAttach> =
+            std::mem::take(&mut *c.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        for (opts, tx) in pending {
+            let _ = tx.send(shim::attach(&state_dir, opts).await);
+        }
+        if let Err(e) = shim::call(&state_dir, Request::Start).await {
+            shim::teardown(&state_dir).await;
+            return Err(CategorizedError::new(
+                Category::InvalidParameter,
+                e.message.trim_start_matches("shim: ").to_owned(),
+            ));
+        }
+        let pid = shim::state(&state_dir).await.map(|s| s.pid).unwrap_or(0);
+        let record = {
+            let mut r = c.rec();
+            r.state = State {
+                status: "running".into(),
+                running: true,
+                pid,
+                started_at: now(),
+                ..State::default()
+            };
+            r.clone()
+        };
+        self.save(c)?;
+        c.life.send_modify(|l| l.running = true);
+        self.publish(&record, "start", &[]);
+        self.spawn_monitor(c.clone());
+        Ok(())
+    }
+
+    fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let state_dir = this.state_dir(&c.id);
+            let exit = match shim::wait(&state_dir).await {
+                Ok(exit) => exit,
+                Err(e) => {
+                    tracing::warn!("lost the shim of {}: {e}", c.id);
+                    shim::recorded_exit(&state_dir).unwrap_or(ExitInfo {
+                        exit_code: 255,
+                        signal: None,
+                        oom_killed: None,
+                        finished_at: now(),
+                    })
+                }
+            };
+            this.record_exit(&c, &exit).await;
+        });
+    }
+
+    async fn record_exit(self: &Arc<Self>, c: &Arc<Container>, exit: &ExitInfo) {
+        let record = {
+            let mut r = c.rec();
+            r.state.status = "exited".into();
+            r.state.running = false;
+            r.state.paused = false;
+            r.state.pid = 0;
+            r.state.exit_code = exit.exit_code;
+            r.state.oom_killed = exit.oom_killed.unwrap_or(false);
+            r.state.finished_at = exit.finished_at.clone();
+            r.clone()
+        };
+        if let Err(e) = self.save(c) {
+            tracing::warn!("saving {}: {}", c.id, e.message);
+        }
+        self.publish(&record, "die", &[("exitCode", exit.exit_code.to_string())]);
+        c.life.send_modify(|l| {
+            l.exits += 1;
+            l.exit_code = exit.exit_code;
+            l.running = false;
+        });
+        if record.host_config.auto_remove
+            && let Err(e) = self.remove_inner(&c.id, true).await
+        {
+            tracing::warn!("auto-remove of {}: {}", c.id, e.message);
+        }
+    }
+
+    /// `POST /containers/{id}/attach`: resolves the container now (404 before the upgrade);
+    /// the returned future yields the shim's attach stream — at once for a running
+    /// container, at start for one not started yet.
+    pub fn attach(
+        &self,
+        name_or_id: &str,
+        opts: AttachOptions,
+    ) -> Result<(bool, BoxFut<Result<tokio::net::UnixStream>>)> {
+        let c = self.find(name_or_id)?;
+        let tty = c.rec().config.tty;
+        let (tx, rx) = oneshot::channel();
+        let running = c.rec().state.running;
+        let state_dir = self.state_dir(&c.id);
+        if running {
+            let fut = async move { shim::attach(&state_dir, opts).await };
+            return Ok((tty, Box::pin(fut)));
+        }
+        c.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((opts, tx));
+        let fut = async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(CategorizedError::new(
+                    Category::Conflict,
+                    "the container did not start",
+                ))
+            })
+        };
+        Ok((tty, Box::pin(fut)))
+    }
+
+    /// `POST /containers/{id}/wait`: resolves the container now; the future completes when
+    /// `condition` is met.
+    pub fn wait(
+        &self,
+        name_or_id: &str,
+        condition: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = WaitOutcome> + use<>> {
+        let c = self.find(name_or_id)?;
+        let mut rx = c.life.subscribe();
+        let start = *rx.borrow_and_update();
+        Ok(async move {
+            let done = |l: &Life| match condition {
+                WaitCondition::NotRunning => !l.running,
+                WaitCondition::NextExit => l.exits > start.exits,
+                WaitCondition::Removed => l.removed,
+            };
+            let found = rx.wait_for(done).await.map(|l| *l).ok();
+            // Without `found` the sender is gone: the container was removed.
+            let l = found.unwrap_or_else(|| *rx.borrow());
+            WaitOutcome {
+                status_code: i64::from(l.exit_code),
+                error: None,
+            }
+        })
+    }
+
+    /// `POST /containers/{id}/stop`. NotModified when not running.
+    pub async fn stop(self: &Arc<Self>, name_or_id: &str, timeout: Option<i64>) -> Result<()> {
+        let c = self.find(name_or_id)?;
+        let _op = c.op.lock().await;
+        if !c.rec().state.running {
+            return Err(CategorizedError::new(
+                Category::NotModified,
+                "container already stopped",
+            ));
+        }
+        self.stop_locked(&c, timeout).await
+    }
+
+    async fn stop_locked(&self, c: &Arc<Container>, timeout: Option<i64>) -> Result<()> {
+        let (signal, default_timeout) = {
+            let r = c.rec();
+            (
+                r.config.stop_signal.clone().unwrap_or_default(),
+                r.config.stop_timeout.unwrap_or(10),
+            )
+        };
+        let signal = if signal.is_empty() {
+            libc::SIGTERM
+        } else {
+            parse_signal(&signal).unwrap_or(libc::SIGTERM)
+        };
+        let timeout = timeout.unwrap_or(default_timeout);
+        let mut rx = c.life.subscribe();
+        let state_dir = self.state_dir(&c.id);
+        if timeout != 0 {
+            let _ = shim::call(&state_dir, Request::Kill { signal, all: false }).await;
+        }
+        let wait_stopped = |rx: &mut watch::Receiver<Life>, secs: u64| {
+            let mut rx = rx.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(secs), rx.wait_for(|l| !l.running))
+                    .await
+                    .is_ok()
+            }
+        };
+        if timeout < 0 {
+            let _ = rx.wait_for(|l| !l.running).await;
+            return Ok(());
+        }
+        if timeout > 0 && wait_stopped(&mut rx, timeout as u64).await {
+            return Ok(());
+        }
+        shim::call(
+            &state_dir,
+            Request::Kill {
+                signal: libc::SIGKILL,
+                all: true,
+            },
+        )
+        .await?;
+        if wait_stopped(&mut rx, 30).await {
+            Ok(())
+        } else {
+            Err(sys("stop", "the container did not exit after SIGKILL"))
+        }
+    }
+
+    /// `POST /containers/{id}/kill`. Conflict when not running.
+    pub async fn kill(&self, name_or_id: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.find(name_or_id)?;
+        let signal = match signal.filter(|s| !s.is_empty()) {
+            Some(s) => parse_signal(s).ok_or_else(|| invalid(format!("Invalid signal: {s}")))?,
+            None => libc::SIGKILL,
+        };
+        if !c.rec().state.running {
+            return Err(CategorizedError::new(
+                Category::Conflict,
+                format!(
+                    "Cannot kill container: {name_or_id}: Container {} is not running",
+                    c.id
+                ),
+            ));
+        }
+        shim::call(&self.state_dir(&c.id), Request::Kill { signal, all: false }).await
+    }
+
+    /// `POST /containers/{id}/resize`: the container's terminal size.
+    pub async fn resize(&self, name_or_id: &str, width: u16, height: u16) -> Result<()> {
+        let c = self.find(name_or_id)?;
+        if !c.rec().state.running {
+            return Err(CategorizedError::new(
+                Category::Conflict,
+                format!("Container {} is not running", c.id),
+            ));
+        }
+        shim::call(
+            &self.state_dir(&c.id),
+            Request::Resize {
+                width,
+                height,
+                exec_id: None,
+            },
+        )
+        .await
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart(self: &Arc<Self>, name_or_id: &str, timeout: Option<i64>) -> Result<()> {
+        let c = self.find(name_or_id)?;
+        {
+            let _op = c.op.lock().await;
+            if c.rec().state.running {
+                self.stop_locked(&c, timeout).await?;
+            }
+        }
+        c.rec().restart_count += 1;
+        self.start(&c.id).await
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn remove(self: &Arc<Self>, name_or_id: &str, force: bool) -> Result<()> {
+        let c = self.find(name_or_id)?;
+        if !force && c.rec().state.running {
+            return Err(CategorizedError::new(
+                Category::Conflict,
+                format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                ),
+            ));
+        }
+        self.remove_inner(&c.id, force).await
+    }
+
+    async fn remove_inner(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
+        let Ok(c) = self.find(id) else {
+            return Ok(());
+        };
+        let _op = c.op.lock().await;
+        if c.life.borrow().removed {
+            return Ok(());
+        }
+        if c.rec().state.running {
+            if !force {
+                return Err(CategorizedError::new(
+                    Category::Conflict,
+                    format!(
+                        "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+                    ),
+                ));
+            }
+            self.stop_locked(&c, Some(0)).await?;
+        }
+        let state_dir = self.state_dir(id);
+        shim::teardown(&state_dir).await;
+        let this = self.clone();
+        let id2 = id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let rootfs = this.rootfs_dir(&id2);
+            if files::is_mountpoint(&rootfs) {
+                let _ = berth_snapshot::unmount(&rootfs);
+            }
+            if let Err(e) = this.images.remove_rootfs(&id2) {
+                tracing::warn!("removing the snapshot of {id2}: {e}");
+            }
+            for dir in [
+                this.state_dir(&id2),
+                this.bundle_dir(&id2),
+                this.container_dir(&id2),
+            ] {
+                if let Err(e) = std::fs::remove_dir_all(&dir)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!("removing {}: {e}", dir.display());
+                }
+            }
+        })
+        .await
+        .map_err(|e| sys("remove task", e))?;
+        let record = c.snapshot();
+        {
+            let mut idx = self.idx();
+            idx.by_id.remove(id);
+            if idx.names.get(&record.name).is_some_and(|i| i == id) {
+                idx.names.remove(&record.name);
+            }
+        }
+        self.publish(&record, "destroy", &[]);
+        c.life.send_modify(|l| l.removed = true);
+        Ok(())
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub fn inspect(&self, name_or_id: &str) -> Result<ContainerRecord> {
+        Ok(self.find(name_or_id)?.snapshot())
+    }
+
+    /// `GET /containers/json`: newest first.
+    pub fn list(&self, all: bool, filters: &Filters, limit: Option<usize>) -> Result<Vec<Summary>> {
+        filters
+            .validate(&[
+                "name", "id", "label", "status", "ancestor", "exited", "before", "since",
+            ])
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        for s in filters.get("status") {
+            if ![
+                "created",
+                "restarting",
+                "running",
+                "removing",
+                "paused",
+                "exited",
+                "dead",
+            ]
+            .contains(&s)
+            {
+                return Err(invalid(format!("Invalid filter 'status={s}'")));
+            }
+        }
+        let all = all || filters.contains("status") || filters.contains("exited");
+        let records: Vec<ContainerRecord> =
+            self.idx().by_id.values().map(|c| c.snapshot()).collect();
+        let mut out: Vec<ContainerRecord> = records
+            .into_iter()
+            .filter(|r| all || r.state.running)
+            .filter(|r| self.matches(r, filters))
+            .collect();
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        if let Some(n) = limit.filter(|n| *n > 0) {
+            out.truncate(n);
+        }
+        Ok(out)
+    }
+
+    fn matches(&self, r: &ContainerRecord, f: &Filters) -> bool {
+        if f.contains("name")
+            && !f.fuzzy_match("name", &format!("/{}", r.name))
+            && !f.fuzzy_match("name", &r.name)
+        {
+            return false;
+        }
+        if f.contains("id") && !f.get("id").iter().any(|p| r.id.starts_with(p)) {
+            return false;
+        }
+        if f.contains("status") && !f.get("status").contains(&r.state.status.as_str()) {
+            return false;
+        }
+        if f.contains("exited") {
+            if r.state.running || r.state.status != "exited" {
+                return false;
+            }
+            if !f
+                .get("exited")
+                .iter()
+                .any(|e| e.parse::<i32>().ok() == Some(r.state.exit_code))
+            {
+                return false;
+            }
+        }
+        if f.contains("label") {
+            let labels = r.config.labels.clone().unwrap_or_default();
+            if !f.match_labels(&labels) {
+                return false;
+            }
+        }
+        if f.contains("ancestor") {
+            let ok = f.get("ancestor").iter().any(|a| {
+                *a == r.config.image
+                    || self
+                        .images
+                        .resolve(a)
+                        .is_ok_and(|id| id.to_string() == r.image)
+            });
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// `GET /containers/{id}/logs`.
+    pub fn logs(&self, name_or_id: &str, opts: LogOptions) -> Result<LogStream> {
+        let c = self.find(name_or_id)?;
+        let r = c.snapshot();
+        Ok(LogStream::new(
+            PathBuf::from(&r.log_path),
+            opts,
+            c.life.subscribe(),
+            r.config.tty,
+        ))
+    }
+
+    /// Re-attaches to the shims of containers that were running when the daemon stopped;
+    /// records the exit of those whose shim is gone.
+    pub async fn restore(self: &Arc<Self>) {
+        let containers: Vec<Arc<Container>> = self.idx().by_id.values().cloned().collect();
+        for c in containers {
+            if !c.rec().state.running {
+                continue;
+            }
+            let state_dir = self.state_dir(&c.id);
+            match shim::state(&state_dir).await {
+                Ok(s) if s.exit.is_none() => {
+                    c.rec().state.pid = s.pid;
+                    tracing::info!("reconnected to the shim of {}", c.id);
+                    self.spawn_monitor(c.clone());
+                }
+                Ok(s) => {
+                    if let Some(exit) = s.exit {
+                        self.record_exit(&c, &exit).await;
+                    }
+                }
+                Err(_) => {
+                    let exit = shim::recorded_exit(&state_dir).unwrap_or(ExitInfo {
+                        exit_code: 255,
+                        signal: None,
+                        oom_killed: None,
+                        finished_at: now(),
+                    });
+                    self.record_exit(&c, &exit).await;
+                }
+            }
+        }
+    }
+}
+
+/// A boxed future.
+pub type BoxFut<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// `KILL`, `SIGKILL`, `9`, `SIGRTMIN+3` → a number.
+pub fn parse_signal(raw: &str) -> Option<i32> {
+    if let Ok(n) = raw.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = berth_spec::parse_stop_signal(raw).ok()?;
+    if let Some(k) = name.strip_prefix("SIGRTMIN+") {
+        return k.parse::<i32>().ok().map(|k| 34 + k);
+    }
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
+}
