@@ -2,12 +2,14 @@
 //! berth is copying one file.
 
 mod daemon_cmd;
+mod registry_cmd;
 mod runtime_cmd;
 
 const USAGE: &str = "Usage: berth COMMAND
 
 Commands:
   daemon    The engine daemon, serving the Docker Engine API (berth daemon --help)
+  registry  OCI distribution registry server (berth registry serve --help)
   runtime   OCI runtime with a runc-compatible command line (berth runtime --help)
   shim      Per-container monitor (started by the engine)
 ";
@@ -16,6 +18,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let code = match args.get(1).map(String::as_str) {
         Some("daemon") => daemon_cmd::main(args[1..].to_vec()),
+        Some("registry") => registry_cmd::main(args[1..].to_vec()),
         Some("runtime") => runtime_cmd::main(args[1..].to_vec()),
         Some("shim") => berth_shim::main_entry(args[1..].to_vec()),
         Some("--version" | "version") => {

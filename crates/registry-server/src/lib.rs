@@ -69,8 +69,8 @@ pub enum OpenError {
         #[source]
         source: std::io::Error,
     },
-    /// `gc` holds the root.
-    #[error("registry root {0} is locked by a garbage collection")]
+    /// A server or `gc` holds the root.
+    #[error("registry root {0} is in use (by a server or a garbage collection)")]
     Locked(PathBuf),
 }
 
