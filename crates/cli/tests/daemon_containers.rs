@@ -439,3 +439,184 @@ fn interactive_tty_through_a_pty() {
     );
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stdout));
 }
+
+#[test]
+fn create_start_attach_wait_kill_restart_and_events() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        .to_string();
+    env.ok(&[
+        "create",
+        "--name",
+        "c1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo attached; exit 2",
+    ]);
+    let ps = env.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert_eq!(ps, "c1 Created\n");
+    let out = env.docker(&["start", "-a", "c1"]);
+    assert_eq!(text(&out.stdout), "attached\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(env.ok(&["wait", "c1"]), "2\n");
+    // Restart runs it again; the log has both runs.
+    env.ok(&["restart", "-t", "1", "c1"]);
+    assert_eq!(env.ok(&["wait", "c1"]), "2\n");
+    assert_eq!(env.ok(&["logs", "c1"]), "attached\nattached\n");
+    assert_eq!(env.ok(&["logs", "--tail", "1", "c1"]), "attached\n");
+
+    // kill with a signal the process handles, then the default SIGKILL.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "trap",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo usr1' USR1; while true; do sleep 0.1; done",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    env.ok(&["kill", "-s", "USR1", "trap"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.ok(&["logs", "trap"]) != "usr1\n" {
+        assert!(Instant::now() < deadline, "no usr1 in the log");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env.ok(&["kill", "trap"]);
+    assert_eq!(env.ok(&["wait", "trap"]), "137\n");
+    let out = env.docker(&["kill", "trap"]);
+    assert!(
+        text(&out.stderr).contains("is not running"),
+        "{}",
+        text(&out.stderr)
+    );
+    env.ok(&["rm", "c1", "trap"]);
+
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = env.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=trap",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = events.lines().collect();
+    for expected in ["create", "start", "die", "destroy"] {
+        assert!(actions.contains(&expected), "{actions:?}");
+    }
+}
+
+#[test]
+fn logs_follow_until_the_container_exits() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "counter",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.3; done",
+    ]);
+    let out = env.docker(&["logs", "-f", "counter"]);
+    assert_eq!(text(&out.stdout), "1\n2\n3\n", "{}", text(&out.stderr));
+    env.ok(&["rm", "counter"]);
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_is_left_behind() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let out = env.docker(&["create", "--name", "a b", "busybox", "true"]);
+    assert!(
+        text(&out.stderr).contains("Invalid container name (a b)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let response = env.daemon.http(
+        "POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\n\r\n{bad",
+    );
+    assert_eq!(response.status, 400);
+    let body = r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":-1}}"#;
+    let response = env.daemon.http(&format!(
+        "POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(response.status, 400, "{}", response.body);
+    let body = r#"{"Image":"busybox","Cmd":"true","Tty":"yes"}"#;
+    let response = env.daemon.http(&format!(
+        "POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(response.status, 400, "{}", response.body);
+    let response = env
+        .daemon
+        .http("GET /v1.41/containers/nosuch/json HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(response.status, 404);
+    assert_eq!(response.json()["message"], "No such container: nosuch");
+    // A failed start of a --rm container removes it.
+    let out = env.docker(&["run", "--rm", "--name", "gone", "busybox", "/nonexistent"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.ok(&["ps", "-aq"]) != "" {
+        assert!(Instant::now() < deadline, "the --rm container stayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nothing half-made on disk.
+    let containers = env.daemon.data_root.join("containers");
+    assert_eq!(
+        std::fs::read_dir(&containers)
+            .expect("containers dir")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn sigterm_leaves_containers_running() {
+    if !usable() {
+        return;
+    }
+    let mut env = Env::new();
+    let id = env
+        .ok(&["run", "-d", "busybox", "sleep", "30"])
+        .trim()
+        .to_owned();
+    let (status, log) = env.daemon.terminate();
+    assert_eq!(status, Some(0), "{}", tail(&log));
+    let placeholder = tempfile::tempdir().expect("tempdir");
+    let dir = std::mem::replace(&mut env.daemon.dir, placeholder);
+    assert_eq!(
+        shims_of(dir.path()).len(),
+        1,
+        "the shim went with the daemon"
+    );
+    env.daemon = Daemon::start_in(dir, &[]);
+    let ps = env.ok(&["ps", "-q", "--no-trunc"]);
+    assert_eq!(ps.trim(), id);
+    env.ok(&["rm", "-f", &id]);
+    assert_no_shims(env.daemon.dir.path());
+}
