@@ -581,7 +581,7 @@ fn bad_input_is_refused_and_nothing_is_left_behind() {
     let out = env.docker(&["run", "--rm", "--name", "gone", "busybox", "/nonexistent"]);
     assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while env.ok(&["ps", "-aq"]) != "" {
+    while !env.ok(&["ps", "-aq"]).is_empty() {
         assert!(Instant::now() < deadline, "the --rm container stayed");
         std::thread::sleep(Duration::from_millis(100));
     }
