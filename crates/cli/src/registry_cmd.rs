@@ -113,6 +113,9 @@ fn collect(root: PathBuf, dry_run: bool) -> Result<()> {
     for digest in &report.removed {
         println!("{verb} {digest}");
     }
+    for upload in &report.stale_uploads {
+        println!("{verb} stale upload {upload}");
+    }
     println!(
         "{verb} {} blobs ({} bytes), kept {}",
         report.removed.len(),

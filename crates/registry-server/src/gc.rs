@@ -1,16 +1,21 @@
 //! Offline garbage collection: mark every blob a manifest revision of any repository
 //! references (the revision itself, its config and layers), then sweep the rest from the
 //! content store, along with repository links to swept blobs. It takes the root's lock
-//! exclusively, so it refuses to run while a server is serving the root.
+//! exclusively, so it refuses to run while a server is serving the root. Upload sessions
+//! older than [`STALE_UPLOAD_AGE`] are purged too, with their partial data.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use berth_content::Digest;
 
 use crate::manifest::{self, MAX_MANIFEST_SIZE, Reference};
 use crate::storage::{Links, open_store};
-use crate::{OpenError, open_lock};
+use crate::{OpenError, Registry, open_lock};
+
+/// Upload sessions untouched for this long are abandoned (distribution purges after a week).
+pub const STALE_UPLOAD_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What a collection removed (or, in a dry run, would remove).
 #[derive(Debug, Default)]
@@ -21,6 +26,8 @@ pub struct Report {
     pub bytes: u64,
     /// Blobs kept.
     pub kept: usize,
+    /// Stale upload sessions purged, as `<repository>/<id>`.
+    pub stale_uploads: Vec<String>,
 }
 
 /// Why a collection failed.
@@ -58,6 +65,7 @@ pub fn collect(root: &Path, dry_run: bool) -> Result<Report, GcError> {
         }
         report.removed.push(digest);
     }
+    report.stale_uploads = purge_stale_uploads(&store, &links, dry_run)?;
     if !dry_run {
         for name in links.repositories()? {
             for digest in &report.removed {
@@ -86,4 +94,30 @@ fn mark(store: &berth_content::ContentStore, links: &Links) -> Result<BTreeSet<D
         }
     }
     Ok(marked)
+}
+
+fn purge_stale_uploads(
+    store: &berth_content::ContentStore,
+    links: &Links,
+    dry_run: bool,
+) -> Result<Vec<String>, GcError> {
+    let cutoff = SystemTime::now().checked_sub(STALE_UPLOAD_AGE);
+    let mut purged = Vec::new();
+    for name in links.repositories()? {
+        for (id, started) in links.uploads(&name)? {
+            if cutoff.is_none_or(|c| started > c) {
+                continue;
+            }
+            if !dry_run {
+                store.abort(&Registry::ingest_ref(&id))?;
+                links.remove_upload(&name, &id)?;
+            }
+            purged.push(format!("{name}/{id}"));
+        }
+    }
+    if !dry_run {
+        // Ingests of monolithic uploads whose server died mid-body have no session.
+        store.cleanup_ingests(STALE_UPLOAD_AGE)?;
+    }
+    Ok(purged)
 }

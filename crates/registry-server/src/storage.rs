@@ -216,6 +216,18 @@ impl Links {
         remove(&self.upload(name, id)).map(drop)
     }
 
+    /// The open upload sessions of a repository with their start times.
+    pub fn uploads(&self, name: &RepoName) -> io::Result<Vec<(String, std::time::SystemTime)>> {
+        let dir = self.repo(name).join("_uploads");
+        let mut out = Vec::new();
+        for id in list_names(&dir)? {
+            if let Ok(modified) = fs::metadata(dir.join(&id)).and_then(|m| m.modified()) {
+                out.push((id, modified));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every repository, sorted: a directory is one if it has any of the `_` subdirectories.
     pub fn repositories(&self) -> io::Result<Vec<RepoName>> {
         let mut out = Vec::new();

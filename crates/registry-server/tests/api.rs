@@ -749,3 +749,138 @@ async fn gc_sweeps_unreferenced_blobs_only() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_session_survives_a_server_restart() -> Result<()> {
+    let s = Server::start(options(false)).await?;
+    let r = s
+        .request(Method::POST, "/v2/x/blobs/uploads/")
+        .send()
+        .await?;
+    let location = header(&r, "location");
+    let r = s
+        .request(Method::PATCH, &location)
+        .header("content-range", "0-5")
+        .body("first ")
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let dir = s.stop().await;
+
+    let s = restart(dir).await?;
+    let r = s.get(&location).await?;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&r, "range"), "0-5");
+    let digest = Digest::sha256_of(b"first second");
+    let r = s
+        .request(Method::PUT, &format!("{location}?digest={digest}"))
+        .header("content-range", "6-11")
+        .body("second")
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.get(&format!("/v2/x/blobs/{digest}"))
+            .await?
+            .text()
+            .await?,
+        "first second"
+    );
+    Ok(())
+}
+
+/// A new server on the same root, once the old one's connections have let go of it.
+async fn restart(dir: tempfile::TempDir) -> Result<Server> {
+    let mut dir = Some(dir);
+    for _ in 0..50 {
+        let root = dir.take().ok_or_else(|| anyhow::anyhow!("root lost"))?;
+        if berth_registry_server::Registry::open(root.path(), options(false)).is_ok() {
+            return Server::start_in(root, options(false)).await;
+        }
+        dir = Some(root);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("registry root stayed locked")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dropped_connection_mid_blob_stores_nothing() -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::start(options(false)).await?;
+    let digest = Digest::sha256_of(&[7u8; 1000]);
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await?;
+    let head = format!(
+        "POST /v2/x/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000\r\n\r\n",
+        s.addr
+    );
+    conn.write_all(head.as_bytes()).await?;
+    conn.write_all(&[7u8; 100]).await?;
+    let ingest = s.dir.path().join("ingest");
+    for _ in 0..100 {
+        if std::fs::read_dir(&ingest)?.count() == 1 {
+            break; // the server is writing
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(std::fs::read_dir(&ingest)?.count(), 1);
+    drop(conn);
+    // The server notices the dropped body and cleans up its ingest.
+    for _ in 0..50 {
+        if std::fs::read_dir(&ingest)?.count() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read_dir(&ingest)?.count(), 0);
+    assert_eq!(
+        s.get(&format!("/v2/x/blobs/{digest}")).await?.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !s.dir
+            .path()
+            .join("blobs/sha256")
+            .join(digest.hex())
+            .exists()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_schema2_manifest_round_trip() -> Result<()> {
+    const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let s = Server::start(options(false)).await?;
+    let config = s.push_blob("d", b"{\"os\":\"linux\"}").await?;
+    let layer = s.push_blob("d", b"gzip bytes").await?;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config.to_string(), "size": 15},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": layer.to_string(), "size": 10},
+                   {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                    "digest": Digest::sha256_of(b"windows base").to_string(), "size": 12, "urls": ["https://example.invalid/l"]}],
+    })
+    .to_string();
+    let r = s
+        .put_manifest("d", "latest", DOCKER_MANIFEST, manifest.as_bytes())
+        .await?;
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "foreign layers need not be pushed"
+    );
+    let r = s
+        .request(Method::GET, "/v2/d/manifests/latest")
+        .header("accept", DOCKER_MANIFEST)
+        .header("accept", DOCKER_LIST)
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-type"), DOCKER_MANIFEST);
+    assert_eq!(
+        header(&r, "docker-content-digest"),
+        Digest::sha256_of(manifest.as_bytes()).to_string()
+    );
+    Ok(())
+}

@@ -67,8 +67,17 @@ async fn monolithic(
         let (reg, digest) = (Arc::clone(&reg), digest.clone());
         blocking(move || Ok(reg.store.writer(Some(digest), None)?)).await?
     };
-    let (writer, _) = stream_into(writer, req.body).await?;
-    commit_and_link(&reg, &name, writer).await?;
+    let ingest_ref = writer.ingest_ref().to_owned();
+    let result = match stream_into(writer, req.body).await {
+        Ok((writer, _)) => commit_and_link(&reg, &name, writer).await,
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        // No session to resume a monolithic upload from: drop what arrived.
+        let reg = Arc::clone(&reg);
+        blocking(move || Ok(reg.store.abort(&ingest_ref)?)).await?;
+    }
+    result?;
     Ok(blob_created(&name, &digest))
 }
 
