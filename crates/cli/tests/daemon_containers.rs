@@ -620,3 +620,76 @@ fn sigterm_leaves_containers_running() {
     env.ok(&["rm", "-f", &id]);
     assert_no_shims(env.daemon.dir.path());
 }
+
+#[test]
+fn pause_unpause_rename_and_prune() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["run", "-d", "--name", "p1", "busybox", "sleep", "30"]);
+    env.ok(&["pause", "p1"]);
+    let ps = env.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("p1 Up") && ps.contains("(Paused)"), "{ps}");
+    assert_eq!(
+        env.ok(&["ps", "-q", "--filter", "status=paused"])
+            .lines()
+            .count(),
+        1
+    );
+    env.ok(&["unpause", "p1"]);
+    env.ok(&["rename", "p1", "p2"]);
+    let out = env.docker(&["inspect", "--type", "container", "p1"]);
+    assert!(!out.status.success());
+    // Stop works on a paused container too.
+    env.ok(&["pause", "p2"]);
+    env.ok(&["stop", "-t", "1", "p2"]);
+    env.ok(&[
+        "create", "--label", "keep=1", "--name", "kept", "busybox", "true",
+    ]);
+    let pruned = env.ok(&["container", "prune", "-f", "--filter", "label!=keep=1"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Names}}"]), "kept\n");
+    env.ok(&["rm", "kept"]);
+}
+
+#[test]
+fn an_exit_recorded_while_daemon_and_shim_were_gone_is_restored() {
+    if !usable() {
+        return;
+    }
+    let mut env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "qq",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 7",
+    ]);
+    daemon_support::signal(&env.daemon.child, libc::SIGKILL);
+    let _ = env.daemon.child.wait();
+    let placeholder = tempfile::tempdir().expect("tempdir");
+    let dir = std::mem::replace(&mut env.daemon.dir, placeholder);
+    // The container exits while no daemon runs; then its shim dies too.
+    let exit_json = std::fs::read_dir(dir.path().join("exec/shims"))
+        .expect("shims dir")
+        .flatten()
+        .map(|e| e.path().join("exit.json"))
+        .next()
+        .expect("a shim state dir");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !exit_json.exists() {
+        assert!(Instant::now() < deadline, "no exit.json");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill_leftover_shims(dir.path());
+    env.daemon = Daemon::start_in(dir, &[]);
+    let state: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "qq"])).expect("inspect JSON");
+    assert_eq!(state[0]["State"]["Status"], "exited");
+    assert_eq!(state[0]["State"]["ExitCode"], 7);
+    env.ok(&["rm", "qq"]);
+}

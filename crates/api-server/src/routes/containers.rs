@@ -43,6 +43,10 @@ pub(super) fn routes() -> Router<Backend> {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/restart", post(restart))
         .route("/containers/{id}/resize", post(resize))
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/prune", post(prune))
         .route("/containers/{id}", delete(remove))
 }
 
@@ -147,6 +151,48 @@ async fn resize(
     let dim = |v: i64| u16::try_from(v).map_err(|_| ApiError::invalid("invalid terminal size"));
     containers.resize(&id, dim(w)?, dim(h)?).await?;
     Ok(StatusCode::OK.into_response())
+}
+
+async fn pause(
+    State(containers): State<Arc<Containers>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    containers.pause(&id, true).await?;
+    Ok(no_content())
+}
+
+async fn unpause(
+    State(containers): State<Arc<Containers>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    containers.pause(&id, false).await?;
+    Ok(no_content())
+}
+
+async fn rename(
+    State(containers): State<Arc<Containers>>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let name = params.get("name").map(String::as_str).unwrap_or("");
+    containers.rename(&id, name).await?;
+    Ok(no_content())
+}
+
+async fn prune(
+    State(containers): State<Arc<Containers>>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let filters = match params.get("filters").filter(|v| !v.is_empty()) {
+        Some(json) => Filters::parse(json)?,
+        None => Filters::new(),
+    };
+    let removed = containers.prune(&filters).await?;
+    let deleted = (!removed.is_empty()).then_some(removed);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+    ))
 }
 
 async fn remove(

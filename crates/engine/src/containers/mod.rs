@@ -738,6 +738,13 @@ impl Containers {
         let timeout = timeout.unwrap_or(default_timeout);
         let mut rx = c.life.subscribe();
         let state_dir = self.state_dir(&c.id);
+        if c.rec().state.paused {
+            // A frozen process cannot act on signals: thaw it first, as Docker does.
+            shim::call(&state_dir, Request::Resume).await?;
+            let mut r = c.rec();
+            r.state.paused = false;
+            r.state.status = "running".into();
+        }
         if timeout != 0 {
             let _ = shim::call(&state_dir, Request::Kill { signal, all: false }).await;
         }
@@ -808,6 +815,130 @@ impl Containers {
             },
         )
         .await
+    }
+
+    /// `POST /containers/{id}/pause` (`pause: true`) and `…/unpause`.
+    pub async fn pause(&self, name_or_id: &str, pause: bool) -> Result<()> {
+        let c = self.find(name_or_id)?;
+        let _op = c.op.lock().await;
+        let (running, paused) = {
+            let r = c.rec();
+            (r.state.running, r.state.paused)
+        };
+        if !running {
+            return Err(CategorizedError::new(
+                Category::Conflict,
+                format!("Container {} is not running", c.id),
+            ));
+        }
+        if pause && paused {
+            return Err(CategorizedError::new(
+                Category::Conflict,
+                format!("Container {} is already paused", c.id),
+            ));
+        }
+        if !pause && !paused {
+            return Err(CategorizedError::new(
+                Category::Conflict,
+                format!("Container {} is not paused", c.id),
+            ));
+        }
+        let req = if pause {
+            Request::Pause
+        } else {
+            Request::Resume
+        };
+        shim::call(&self.state_dir(&c.id), req).await?;
+        let record = {
+            let mut r = c.rec();
+            r.state.paused = pause;
+            r.state.status = if pause { "paused" } else { "running" }.into();
+            r.clone()
+        };
+        self.save(&c)?;
+        self.publish(&record, if pause { "pause" } else { "unpause" }, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename?name=`.
+    pub async fn rename(&self, name_or_id: &str, new_name: &str) -> Result<()> {
+        let c = self.find(name_or_id)?;
+        let _op = c.op.lock().await;
+        let parsed =
+            ContainerName::parse(new_name).map_err(|e| CategorizedError::from_error(&e))?;
+        let new_name = parsed.as_str().to_owned();
+        let old_name = c.rec().name.clone();
+        if new_name == old_name {
+            return Err(invalid(
+                "Renaming a container with the same name as its current name",
+            ));
+        }
+        {
+            let mut idx = self.idx();
+            if let Some(other) = idx.names.get(&new_name) {
+                return Err(CategorizedError::new(
+                    Category::Conflict,
+                    format!(
+                        "Conflict. The container name \"/{new_name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    ),
+                ));
+            }
+            idx.names.remove(&old_name);
+            idx.names.insert(new_name.clone(), c.id.clone());
+        }
+        c.rec().name = new_name.clone();
+        if let Err(e) = self.save(&c) {
+            let mut idx = self.idx();
+            idx.names.remove(&new_name);
+            idx.names.insert(old_name.clone(), c.id.clone());
+            c.rec().name = old_name;
+            return Err(e);
+        }
+        let record = c.snapshot();
+        self.publish(&record, "rename", &[("oldName", format!("/{old_name}"))]);
+        Ok(())
+    }
+
+    /// `POST /containers/prune`: removes stopped containers matching `filters` (`label`,
+    /// `label!`, `until`); returns their ids.
+    pub async fn prune(self: &Arc<Self>, filters: &Filters) -> Result<Vec<String>> {
+        filters
+            .validate(&["label", "label!", "until"])
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        let until = match filters.get("until").first() {
+            Some(u) => Some(
+                berth_image::parse_rfc3339(u)
+                    .or_else(|| u.split('.').next().and_then(|s| s.parse::<i64>().ok()))
+                    .ok_or_else(|| invalid(format!("invalid until: {u}")))?,
+            ),
+            None => None,
+        };
+        let candidates: Vec<ContainerRecord> = self
+            .idx()
+            .by_id
+            .values()
+            .map(|c| c.snapshot())
+            .filter(|r| !r.state.running)
+            .collect();
+        let mut removed = Vec::new();
+        for r in candidates {
+            let labels = r.config.labels.clone().unwrap_or_default();
+            if filters.contains("label") && !filters.match_kv_list("label", &labels) {
+                continue;
+            }
+            if filters.contains("label!") && filters.match_kv_list("label!", &labels) {
+                continue;
+            }
+            if let Some(until) = until
+                && berth_image::parse_rfc3339(&r.created).is_some_and(|c| c >= until)
+            {
+                continue;
+            }
+            if self.remove_inner(&r.id, false).await.is_ok() {
+                removed.push(r.id);
+            }
+        }
+        Ok(removed)
     }
 
     /// `POST /containers/{id}/restart`.
