@@ -215,6 +215,7 @@ fn pattern_kind(text: &str) -> Result<Kind, IgnoreError> {
             '\\' => {
                 let n = *chars.get(i).ok_or_else(bad)?;
                 i += 1;
+                (regex, exact) = (true, false);
                 toks.push(Tok::Lit(n));
             }
             '[' => {
