@@ -19,7 +19,7 @@ struct Flags {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Serve the OCI distribution API (plain HTTP; put a TLS proxy in front for TLS).
+    /// Serve the OCI distribution API (HTTP, or HTTPS with --tls-cert/--tls-key).
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:5000")]
@@ -33,6 +33,12 @@ enum Command {
         /// Require Basic auth against this htpasswd file (bcrypt entries).
         #[arg(long)]
         htpasswd: Option<PathBuf>,
+        /// Serve HTTPS with this PEM certificate chain.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Remove blobs that no manifest references (the server must be stopped).
     Gc {
@@ -60,7 +66,12 @@ pub fn main(args: Vec<String>) -> i32 {
             root,
             delete_enabled,
             htpasswd,
-        } => serve(addr, root, delete_enabled, htpasswd),
+            tls_cert,
+            tls_key,
+        } => {
+            let tls = tls_cert.zip(tls_key);
+            serve(addr, root, delete_enabled, htpasswd, tls)
+        }
         Command::Gc { root, dry_run } => collect(root, dry_run),
     };
     match result {
@@ -77,6 +88,7 @@ fn serve(
     root: PathBuf,
     delete_enabled: bool,
     htpasswd: Option<PathBuf>,
+    tls: Option<(PathBuf, PathBuf)>,
 ) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -84,14 +96,15 @@ fn serve(
     let htpasswd = htpasswd
         .map(|path| Htpasswd::load(&path).map(Arc::new))
         .transpose()?;
-    let registry = Registry::open(
-        &root,
-        Options {
-            delete_enabled,
-            htpasswd,
-        },
-    )
-    .with_context(|| format!("open registry root {}", root.display()))?;
+    let tls = tls
+        .map(|(cert, key)| berth_registry_server::tls::load(&cert, &key))
+        .transpose()?;
+    let options = Options {
+        delete_enabled,
+        htpasswd,
+    };
+    let registry = Registry::open(&root, options)
+        .with_context(|| format!("open registry root {}", root.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -99,9 +112,19 @@ fn serve(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("listen on {addr}"))?;
-        tracing::info!("berth registry serving {} on http://{addr}", root.display());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(
+            "berth registry serving {} on {scheme}://{addr}",
+            root.display()
+        );
+        let served = async {
+            match tls {
+                Some(config) => berth_registry_server::tls::serve(listener, registry, config).await,
+                None => berth_registry_server::serve(listener, registry).await,
+            }
+        };
         tokio::select! {
-            served = berth_registry_server::serve(listener, registry) => served.context("serve"),
+            served = served => served.context("serve"),
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })

@@ -7,7 +7,7 @@
 //!   visible, and every manifest against its media type, size limit and referenced blobs.
 //! - Discovery: tags list and `_catalog` with `n`/`last` pagination, referrers API.
 //! - Management: deletes (with `delete_enabled`), and [`gc::collect`] offline.
-//! - Auth: htpasswd (bcrypt) Basic auth. TLS is not built in: put a TLS proxy in front.
+//! - Auth: htpasswd (bcrypt) Basic auth; HTTPS with a PEM certificate and key ([`tls`]).
 //!
 //! Layer 4: it imports `berth-content` and `berth-reference`, never the engine.
 
@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod names;
 mod routes;
 pub mod storage;
+pub mod tls;
 mod upload;
 
 use std::collections::HashMap;
