@@ -337,7 +337,7 @@ fn stats_report_real_usage() {
     )
     .unwrap();
     let mut child = ShChild::spawn(
-        "read _; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo done; read _",
+        "read _; i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo done; read _",
     );
     cg.add_process(child.pid()).unwrap();
     child.go();
@@ -347,7 +347,8 @@ fn stats_report_real_usage() {
         .cpu
         .unwrap()
         .usage_total_ns
-        > 1_000_000));
+        // cpuacct.stat counts user/system time in 10 ms ticks: burn enough to register.
+        > 50_000_000));
     let stats = cg.stats().unwrap();
     let m = stats.memory.unwrap();
     assert!(m.usage > 0);
