@@ -47,7 +47,11 @@ pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
 /// Reads `int[.frac]`: returns (int, frac digits as integer, 10^frac_len) and the rest.
 fn number(s: &str) -> Option<((u128, u128, u128), &str)> {
     let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
-    let int: u128 = if int_len == 0 { 0 } else { s[..int_len].parse().ok()? };
+    let int: u128 = if int_len == 0 {
+        0
+    } else {
+        s[..int_len].parse().ok()?
+    };
     let mut rest = &s[int_len..];
     let (mut frac, mut scale) = (0u128, 1u128);
     let mut frac_len = 0;

@@ -17,7 +17,12 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    pub(crate) fn new(file: &str, line: usize, end_line: usize, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        file: &str,
+        line: usize,
+        end_line: usize,
+        message: impl Into<String>,
+    ) -> Self {
         ParseError {
             file: file.to_string(),
             line,
@@ -29,7 +34,10 @@ impl ParseError {
     /// The message as Docker's builder prints it (`dockerfile parse error on line 3: …`), which
     /// scripts grep for.
     pub fn docker_message(&self) -> String {
-        format!("dockerfile parse error on line {}: {}", self.line, self.message)
+        format!(
+            "dockerfile parse error on line {}: {}",
+            self.line, self.message
+        )
     }
 }
 

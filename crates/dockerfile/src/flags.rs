@@ -71,9 +71,7 @@ fn flag_value(name: &str, kind: Kind, value: Option<&str>) -> Result<String, Str
         (Kind::Bool, Some(v)) => match v.to_ascii_lowercase().as_str() {
             "true" => Ok("true".into()),
             "false" => Ok("false".into()),
-            _ => Err(format!(
-                "expecting boolean value for flag {name}, not: {v}"
-            )),
+            _ => Err(format!("expecting boolean value for flag {name}, not: {v}")),
         },
         (_, Some(v)) => Ok(v.to_string()),
     }

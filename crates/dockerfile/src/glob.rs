@@ -18,7 +18,10 @@ pub(crate) enum Tok {
     /// Nothing, or anything ending in `/` (`.dockerignore` `**/`).
     AnyDirs,
     /// `[...]`: ranges, possibly negated.
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 impl Tok {

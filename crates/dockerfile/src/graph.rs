@@ -48,10 +48,13 @@ impl StageGraph {
         Ok(graph)
     }
 
-    /// The stages `index` needs directly (its base and its `--from` stages).
+    /// The stages `index` needs directly (its base and its `--from` stages); empty for an
+    /// index out of range.
     pub fn dependencies(&self, index: usize) -> BTreeSet<usize> {
-        std::iter::once(&self.bases[index])
-            .chain(&self.sources[index])
+        self.bases
+            .get(index)
+            .into_iter()
+            .chain(self.sources.get(index).into_iter().flatten())
             .filter_map(|r| match r {
                 StageRef::Stage(i) => Some(*i),
                 _ => None,
@@ -84,7 +87,12 @@ impl StageGraph {
         let mut level = vec![0usize; self.bases.len()];
         let mut waves: Vec<Vec<usize>> = Vec::new();
         for &i in &order {
-            let l = self.dependencies(i).iter().map(|&d| level[d] + 1).max().unwrap_or(0);
+            let l = self
+                .dependencies(i)
+                .iter()
+                .map(|&d| level[d] + 1)
+                .max()
+                .unwrap_or(0);
             level[i] = l;
             if waves.len() <= l {
                 waves.resize(l + 1, Vec::new());
@@ -103,8 +111,15 @@ fn resolve_base(df: &Dockerfile, index: usize, image: &str) -> StageRef {
     df.stages[..index]
         .iter()
         .rev()
-        .find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(image)))
-        .map_or_else(|| StageRef::Image(image.to_string()), |s| StageRef::Stage(s.index))
+        .find(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(image))
+        })
+        .map_or_else(
+            || StageRef::Image(image.to_string()),
+            |s| StageRef::Stage(s.index),
+        )
 }
 
 fn stage_sources(df: &Dockerfile, stage: &Stage) -> Result<Vec<StageRef>, ParseError> {
@@ -146,7 +161,10 @@ fn resolve_from(df: &Dockerfile, stage: &Stage, from: &str) -> Result<StageRef, 
         },
     };
     if target >= stage.index {
-        let current = stage.name.clone().unwrap_or_else(|| stage.index.to_string());
+        let current = stage
+            .name
+            .clone()
+            .unwrap_or_else(|| stage.index.to_string());
         return Err(format!(
             "cannot copy from stage {from:?}, it needs to be defined before current stage {current:?}"
         ));

@@ -72,7 +72,9 @@ impl IgnoreMatcher {
                 continue;
             }
             if out.patterns.len() >= limits::MAX_IGNORE_PATTERNS {
-                return Err(IgnoreError::TooLarge("too many .dockerignore patterns".into()));
+                return Err(IgnoreError::TooLarge(
+                    "too many .dockerignore patterns".into(),
+                ));
             }
             if p.len() > limits::MAX_IGNORE_PATTERN_BYTES {
                 return Err(IgnoreError::TooLarge(format!(
@@ -87,9 +89,13 @@ impl IgnoreMatcher {
 
     /// The cleaned patterns, `!` kept, in order.
     pub fn patterns(&self) -> impl Iterator<Item = String> + '_ {
-        self.patterns
-            .iter()
-            .map(|p| if p.exclusion { format!("!{}", p.text) } else { p.text.clone() })
+        self.patterns.iter().map(|p| {
+            if p.exclusion {
+                format!("!{}", p.text)
+            } else {
+                p.text.clone()
+            }
+        })
     }
 
     /// Whether `rel_path` (relative to the context, `/`-separated) is ignored: the last
@@ -148,7 +154,11 @@ fn read_line(line: &str) -> Option<String> {
         Some(rest) => (true, rest.trim()),
         None => (false, line),
     };
-    let mut p = if body.is_empty() { String::new() } else { clean(body) };
+    let mut p = if body.is_empty() {
+        String::new()
+    } else {
+        clean(body)
+    };
     if p.len() > 1 && p.starts_with('/') {
         p.remove(0);
     }
@@ -157,7 +167,9 @@ fn read_line(line: &str) -> Option<String> {
 
 /// The text of a pattern up to its first special character.
 fn literal_prefix(p: &str) -> String {
-    p.chars().take_while(|c| !matches!(c, '*' | '?' | '[' | '\\')).collect()
+    p.chars()
+        .take_while(|c| !matches!(c, '*' | '?' | '[' | '\\'))
+        .collect()
 }
 
 fn compile(p: &str) -> Result<Pattern, IgnoreError> {
@@ -193,7 +205,11 @@ fn pattern_kind(text: &str) -> Result<Kind, IgnoreError> {
                     i += 1;
                 }
                 if i == chars.len() {
-                    if exact { prefix = true } else { regex = true }
+                    if exact {
+                        prefix = true
+                    } else {
+                        regex = true
+                    }
                     toks.push(Tok::Any);
                 } else {
                     regex = true;

@@ -565,7 +565,9 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
         return Err("Missing command after HEALTHCHECK CMD".into());
     }
     let test = if node.json {
-        std::iter::once("CMD".to_string()).chain(args.iter().cloned()).collect()
+        std::iter::once("CMD".to_string())
+            .chain(args.iter().cloned())
+            .collect()
     } else {
         vec!["CMD-SHELL".to_string(), args.join(" ")]
     };

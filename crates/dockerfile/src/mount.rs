@@ -79,8 +79,7 @@ pub(crate) fn parse_mount(spec: &str) -> Result<Mount, String> {
     for field in &fields {
         apply_field(&mut m, field, spec)?;
     }
-    if m.target.is_none() && matches!(kind, MountType::Bind | MountType::Cache | MountType::Tmpfs)
-    {
+    if m.target.is_none() && matches!(kind, MountType::Bind | MountType::Cache | MountType::Tmpfs) {
         return Err(format!("mount type {} requires a target", type_name(kind)));
     }
     Ok(m)
@@ -102,7 +101,7 @@ fn mount_type(fields: &[String]) -> Result<MountType, String> {
         .filter_map(|f| f.split_once('='))
         .filter(|(k, _)| k.eq_ignore_ascii_case("type"))
         .map(|(_, v)| v)
-        .last()
+        .next_back()
         .unwrap_or("bind");
     Ok(match typ {
         "bind" => MountType::Bind,
@@ -119,7 +118,11 @@ fn apply_field(m: &mut Mount, field: &str, spec: &str) -> Result<(), String> {
         Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
         None => (field.to_ascii_lowercase(), None),
     };
-    let val = || value.map(str::to_string).ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"));
+    let val = || {
+        value
+            .map(str::to_string)
+            .ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"))
+    };
     match key.as_str() {
         "type" => {}
         "readonly" | "ro" => m.readonly = parse_bool(value, field)?,
@@ -139,7 +142,11 @@ fn apply_field(m: &mut Mount, field: &str, spec: &str) -> Result<(), String> {
         "uid" | "gid" => {
             let v = val()?;
             let n = v.parse().map_err(|_| format!("invalid {key} {v:?}"))?;
-            if key == "uid" { m.uid = Some(n) } else { m.gid = Some(n) }
+            if key == "uid" {
+                m.uid = Some(n)
+            } else {
+                m.gid = Some(n)
+            }
         }
         _ => return Err(format!("unexpected key '{key}' in '{spec}'")),
     }
@@ -182,8 +189,13 @@ fn csv_fields(spec: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err(format!("failed to parse csv mounts: unterminated quote in {spec:?}"));
+        return Err(format!(
+            "failed to parse csv mounts: unterminated quote in {spec:?}"
+        ));
     }
     fields.push(cur);
-    Ok(fields.into_iter().filter(|f| !f.trim().is_empty()).collect())
+    Ok(fields
+        .into_iter()
+        .filter(|f| !f.trim().is_empty())
+        .collect())
 }

@@ -4,8 +4,8 @@
 use crate::error::ParseError;
 use crate::limits;
 use crate::words::{
-    JsonError, NOT_STRING_ARRAY, extract_flags, heredoc_words, parse_json_array,
-    parse_words, split_ws,
+    JsonError, NOT_STRING_ARRAY, extract_flags, heredoc_words, parse_json_array, parse_words,
+    split_ws,
 };
 
 /// The parser directives found at the top of the file (`# syntax=`, `# escape=`, `# check=`).
@@ -214,8 +214,8 @@ impl<'a> LineParser<'a> {
                 continue;
             }
             let joined = self.join_continuations(first.to_string(), eol);
-            let mut node = parse_node(&joined, self.directives.escape)
-                .map_err(|m| self.err(start, m))?;
+            let mut node =
+                parse_node(&joined, self.directives.escape).map_err(|m| self.err(start, m))?;
             node.start_line = start;
             if can_contain_heredoc(&node) && joined.contains("<<") {
                 self.read_heredocs(&mut node, &joined, start)?;
@@ -278,7 +278,12 @@ impl<'a> LineParser<'a> {
         buf
     }
 
-    fn read_heredocs(&mut self, node: &mut Node, line: &str, start: usize) -> Result<(), ParseError> {
+    fn read_heredocs(
+        &mut self,
+        node: &mut Node,
+        line: &str,
+        start: usize,
+    ) -> Result<(), ParseError> {
         let specs = heredocs_from_line(line).map_err(|m| self.err(start, m))?;
         if specs.len() > limits::MAX_HEREDOCS_PER_INSTRUCTION {
             return Err(self.err(start, "too many heredocs in one instruction"));
@@ -465,7 +470,11 @@ fn health(node: &mut Node, rest: &str) -> Result<(), String> {
         return Ok(());
     }
     let typ = rest[..sep].to_string();
-    let mut cmd = Node { args: Vec::new(), json: false, ..node.clone() };
+    let mut cmd = Node {
+        args: Vec::new(),
+        json: false,
+        ..node.clone()
+    };
     maybe_json(&mut cmd, rest[sep..].trim_start())?;
     node.args = std::iter::once(typ).chain(cmd.args).collect();
     node.json = cmd.json;

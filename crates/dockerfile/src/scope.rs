@@ -238,7 +238,11 @@ impl Scope {
         Ok(From {
             image: self.expand(&from.image)?,
             name: from.name.clone(),
-            platform: from.platform.as_deref().map(|p| self.expand(p)).transpose()?,
+            platform: from
+                .platform
+                .as_deref()
+                .map(|p| self.expand(p))
+                .transpose()?,
         })
     }
 
@@ -247,7 +251,9 @@ impl Scope {
     /// data (tabs stripped for `<<-`, variables expanded unless the delimiter was quoted).
     pub fn step(&mut self, file: &str, step: &Step) -> Result<Instruction, ParseError> {
         let located = |e: ExpandError| ParseError::new(file, step.line, step.end_line, e.0);
-        let out = self.expand_instruction(&step.instruction).map_err(located)?;
+        let out = self
+            .expand_instruction(&step.instruction)
+            .map_err(located)?;
         match &out {
             Instruction::Env(pairs) => {
                 for kv in pairs {

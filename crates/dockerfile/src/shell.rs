@@ -28,7 +28,10 @@ impl Env for HashMap<String, String> {
 
 impl Env for [(String, String)] {
     fn lookup(&self, name: &str) -> Option<String> {
-        self.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -85,7 +88,9 @@ impl Lexer {
 
     /// Expands `word` as one word: blanks are kept, quotes removed.
     pub fn expand_word(&self, word: &str, env: &dyn Env) -> Result<String, ExpandError> {
-        self.state(word, env).process(None, self.raw_escapes).map(|(s, _)| s)
+        self.state(word, env)
+            .process(None, self.raw_escapes)
+            .map(|(s, _)| s)
     }
 
     /// Expands `word` and splits it into words at unquoted blanks, including blanks that come
@@ -173,7 +178,11 @@ impl State<'_> {
     }
 
     /// Docker's `processStopOn`: reads until `stop` (consumed) or the end.
-    fn process(&mut self, stop: Option<char>, raw_escapes: bool) -> Result<(String, Words), ExpandError> {
+    fn process(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Result<(String, Words), ExpandError> {
         let saved = std::mem::replace(&mut self.raw_escapes, raw_escapes);
         let r = self.process_inner(stop);
         self.raw_escapes = saved;
@@ -245,7 +254,9 @@ impl State<'_> {
         loop {
             match self.next() {
                 None => {
-                    return err("unexpected end of statement while looking for matching single-quote");
+                    return err(
+                        "unexpected end of statement while looking for matching single-quote",
+                    );
                 }
                 Some('\'') => {
                     if self.lx.raw_quotes {
@@ -267,7 +278,9 @@ impl State<'_> {
         loop {
             match self.peek() {
                 None => {
-                    return err("unexpected end of statement while looking for matching double-quote");
+                    return err(
+                        "unexpected end of statement while looking for matching double-quote",
+                    );
                 }
                 Some('"') => {
                     self.pos += 1;
@@ -395,7 +408,11 @@ impl State<'_> {
     }
 
     fn modifier(&mut self, name: &str, m: char, colon: bool) -> Result<String, ExpandError> {
-        let chs = if colon { format!(":{m}") } else { m.to_string() };
+        let chs = if colon {
+            format!(":{m}")
+        } else {
+            m.to_string()
+        };
         let pattern_op = m == '#' || m == '%';
         if colon && pattern_op {
             return err(format!("unsupported modifier ({chs}) in substitution"));
@@ -408,13 +425,21 @@ impl State<'_> {
         // With a colon, an empty value counts as unset.
         let unset = value.is_none() || (colon && value.as_deref() == Some(""));
         match m {
-            '-' => Ok(if unset { word } else { value.unwrap_or_default() }),
+            '-' => Ok(if unset {
+                word
+            } else {
+                value.unwrap_or_default()
+            }),
             '+' => Ok(if unset { String::new() } else { word }),
             '?' => match value {
-                None => err(format!("{name}: {}", or(word, "is not allowed to be unset"))),
-                Some(v) if colon && v.is_empty() => {
-                    err(format!("{name}: {}", or(word, "is not allowed to be empty")))
-                }
+                None => err(format!(
+                    "{name}: {}",
+                    or(word, "is not allowed to be unset")
+                )),
+                Some(v) if colon && v.is_empty() => err(format!(
+                    "{name}: {}",
+                    or(word, "is not allowed to be empty")
+                )),
                 Some(v) => Ok(v),
             },
             '#' | '%' => {
@@ -458,7 +483,11 @@ impl State<'_> {
 }
 
 fn or(word: String, default: &str) -> String {
-    if word.is_empty() { default.to_string() } else { word }
+    if word.is_empty() {
+        default.to_string()
+    } else {
+        word
+    }
 }
 
 /// Compiles a shell pattern (`*`, `?`, `[...]`, `\x`).
@@ -497,7 +526,12 @@ fn check_budget(cost: usize) -> Result<(), ExpandError> {
 }
 
 /// `${v#p}` (prefix) and `${v%p}` (suffix), shortest or (`##`, `%%`) longest match.
-fn trim_pattern(value: &str, pattern: &str, prefix: bool, greedy: bool) -> Result<String, ExpandError> {
+fn trim_pattern(
+    value: &str,
+    pattern: &str,
+    prefix: bool,
+    greedy: bool,
+) -> Result<String, ExpandError> {
     let mut toks = shell_pattern(pattern);
     let mut text: Vec<char> = value.chars().collect();
     check_budget(text.len().saturating_mul(toks.len() + 1))?;
@@ -508,7 +542,11 @@ fn trim_pattern(value: &str, pattern: &str, prefix: bool, greedy: bool) -> Resul
     }
     let ends = match_ends(&toks, &text, 0);
     let mut hits = (0..=text.len()).filter(|&j| ends[j]);
-    let cut = if greedy { hits.last() } else { hits.next() };
+    let cut = if greedy {
+        hits.next_back()
+    } else {
+        hits.next()
+    };
     let Some(cut) = cut else {
         return Ok(value.to_string());
     };
@@ -521,7 +559,12 @@ fn trim_pattern(value: &str, pattern: &str, prefix: bool, greedy: bool) -> Resul
 }
 
 /// `${v/p/r}` replaces the first (leftmost, longest) match; `${v//p/r}` every match.
-fn replace_pattern(value: &str, pattern: &str, repl: &str, all: bool) -> Result<String, ExpandError> {
+fn replace_pattern(
+    value: &str,
+    pattern: &str,
+    repl: &str,
+    all: bool,
+) -> Result<String, ExpandError> {
     let toks = shell_pattern(pattern);
     let text: Vec<char> = value.chars().collect();
     let n = text.len();

@@ -68,7 +68,12 @@ impl Dockerfile {
             df.push(step).map_err(err)?;
         }
         if df.stages.is_empty() {
-            return Err(ParseError::new(file, 0, 0, "dockerfile contains no stages to build"));
+            return Err(ParseError::new(
+                file,
+                0,
+                0,
+                "dockerfile contains no stages to build",
+            ));
         }
         Ok(df)
     }
@@ -98,10 +103,11 @@ impl Dockerfile {
 
     /// The stage named `name` (case-insensitive; the last one if the name repeats).
     pub fn stage_by_name(&self, name: &str) -> Option<&Stage> {
-        self.stages
-            .iter()
-            .rev()
-            .find(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        self.stages.iter().rev().find(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
     }
 
     /// The stage `--target` selects: the named one, or the last stage when `None`.

@@ -266,14 +266,15 @@ fn push_quoted(buf: &mut String, inner: &[char], quote: char, raw: bool) {
     let mut k = 0;
     while k < inner.len() {
         let c = inner[k];
-        if quote == '"' && c == '\\' && !raw {
-            if let Some(&n) = inner.get(k + 1)
-                && matches!(n, '"' | '$' | '\\')
-            {
-                buf.push(n);
-                k += 2;
-                continue;
-            }
+        if quote == '"'
+            && c == '\\'
+            && !raw
+            && let Some(&n) = inner.get(k + 1)
+            && matches!(n, '"' | '$' | '\\')
+        {
+            buf.push(n);
+            k += 2;
+            continue;
         }
         if quote == '"' && c == '\\' && raw && k + 1 < inner.len() {
             buf.push(c);

@@ -99,8 +99,14 @@ fn errors() {
         ("${unset:-x", "syntax error: missing '}'"),
         ("${}", "syntax error: bad substitution"),
         ("${:a}", "syntax error: bad substitution"),
-        ("'abc", "unexpected end of statement while looking for matching single-quote"),
-        ("\"abc", "unexpected end of statement while looking for matching double-quote"),
+        (
+            "'abc",
+            "unexpected end of statement while looking for matching single-quote",
+        ),
+        (
+            "\"abc",
+            "unexpected end of statement while looking for matching double-quote",
+        ),
         ("${unset:?}", "unset: is not allowed to be unset"),
         ("${empty:?}", "empty: is not allowed to be empty"),
         ("${empty:?must be set}", "empty: must be set"),
@@ -133,8 +139,14 @@ fn heredoc_bodies() {
 #[test]
 fn keep_unset_and_raw() {
     let lx = Lexer::new('\\').keep_unset();
-    assert_eq!(ok(lx, "$nope ${nope} ${nope:-x} $a"), "$nope ${nope} ${nope:-x} A");
-    assert_eq!(ok(Lexer::new('\\').raw(), "'$a' \"$a\" \\x"), "'$a' \"A\" \\x");
+    assert_eq!(
+        ok(lx, "$nope ${nope} ${nope:-x} $a"),
+        "$nope ${nope} ${nope:-x} A"
+    );
+    assert_eq!(
+        ok(Lexer::new('\\').raw(), "'$a' \"$a\" \\x"),
+        "'$a' \"A\" \\x"
+    );
 }
 
 #[test]

@@ -51,7 +51,14 @@ fn double_star_leading_and_trailing_slash() {
     let ig = IgnoreMatcher::parse(b"/build\ndist/\n./tmp//x\n").unwrap();
     let pats: Vec<String> = ig.patterns().collect();
     assert_eq!(pats, ["build", "dist", "tmp/x"]);
-    for p in ["build", "build/out/a", "dist", "dist/a.whl", "tmp/x", "tmp/x/y"] {
+    for p in [
+        "build",
+        "build/out/a",
+        "dist",
+        "dist/a.whl",
+        "tmp/x",
+        "tmp/x/y",
+    ] {
         assert!(ig.matches(p), "{p}");
     }
     assert!(!ig.matches("src/build") && !ig.matches("tmp/xy"));
@@ -108,7 +115,11 @@ fn moby_single_pattern_table() {
         ("**/.foo", "bar.foo", false),
         ("a(b)c/def", "a(b)c/def", true),
         ("a.|)$(}+{bc", "a.|)$(}+{bc", true),
-        ("dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", true),
+        (
+            "dist/*.whl",
+            "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+            true,
+        ),
         ("a\\*b", "a*b", true),
         ("a\\*b", "ab", false),
         // Go filepath.Match cases.
@@ -133,7 +144,11 @@ fn moby_single_pattern_table() {
         ("*/temp*", "somedir/temporary/file", true),
     ];
     for &(pattern, path, want) in cases {
-        assert_eq!(m(&[pattern]).matches(path), want, "pattern {pattern:?} path {path:?}");
+        assert_eq!(
+            m(&[pattern]).matches(path),
+            want,
+            "pattern {pattern:?} path {path:?}"
+        );
     }
 }
 
@@ -141,13 +156,22 @@ fn moby_single_pattern_table() {
 fn moby_multi_pattern_table() {
     assert!(!m(&["**", "!util/docker/web"]).matches("util/docker/web/foo"));
     assert!(m(&["**", "!util/docker/web", "util/docker/web/foo"]).matches("util/docker/web/foo"));
-    assert!(!m(&["**", "!dist/*.whl"]).matches("dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl"));
+    assert!(
+        !m(&["**", "!dist/*.whl"])
+            .matches("dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl")
+    );
 }
 
 #[test]
 fn bad_patterns() {
-    assert_eq!(IgnoreMatcher::new(["!"]).unwrap_err(), IgnoreError::IllegalExclusion);
-    assert_eq!(IgnoreMatcher::parse(b"!\n").unwrap_err(), IgnoreError::IllegalExclusion);
+    assert_eq!(
+        IgnoreMatcher::new(["!"]).unwrap_err(),
+        IgnoreError::IllegalExclusion
+    );
+    assert_eq!(
+        IgnoreMatcher::parse(b"!\n").unwrap_err(),
+        IgnoreError::IllegalExclusion
+    );
     for p in ["[", "a[", "[^bc", "\\"] {
         assert!(
             matches!(IgnoreMatcher::new([p]), Err(IgnoreError::BadPattern(_))),
@@ -155,7 +179,10 @@ fn bad_patterns() {
         );
     }
     let many = vec!["a"; 10_001];
-    assert!(matches!(IgnoreMatcher::new(many), Err(IgnoreError::TooLarge(_))));
+    assert!(matches!(
+        IgnoreMatcher::new(many),
+        Err(IgnoreError::TooLarge(_))
+    ));
 }
 
 #[test]

@@ -12,7 +12,10 @@ fn parse(src: &str) -> Dockerfile {
 
 fn args(pairs: &[(&str, &str)]) -> BuildArgs {
     BuildArgs {
-        values: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        values: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         build_platform: Platform::parse("linux/amd64").unwrap(),
         target_platform: Platform::parse("linux/arm64/v8").unwrap(),
     }
@@ -42,18 +45,26 @@ fn env_of(scope: &Scope) -> Vec<(String, String)> {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    v.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
 fn env_pairs_see_the_old_values() {
     let r = run("FROM x\nENV a=1\nENV a=2 b=$a c=${a}3\n", &args(&[]));
-    assert_eq!(env_of(&r[0].1), pairs(&[("a", "2"), ("b", "1"), ("c", "13")]));
+    assert_eq!(
+        env_of(&r[0].1),
+        pairs(&[("a", "2"), ("b", "1"), ("c", "13")])
+    );
 }
 
 #[test]
 fn env_legacy_form_and_quotes() {
-    let r = run("FROM x\nENV p /a b\nENV q=\"x $p\" r='$p' s=a\\ b\n", &args(&[]));
+    let r = run(
+        "FROM x\nENV p /a b\nENV q=\"x $p\" r='$p' s=a\\ b\n",
+        &args(&[]),
+    );
     assert_eq!(
         env_of(&r[0].1),
         pairs(&[("p", "/a b"), ("q", "x /a b"), ("r", "$p"), ("s", "a b")])
@@ -65,7 +76,10 @@ fn global_args_only_in_from_unless_redeclared() {
     let src = "ARG V=global\nARG IMG=busybox:${V}\nFROM ${IMG} AS one\nENV seen=\"$V\"\nARG V\nENV now=$V\nFROM x\nENV two=$V\n";
     let df = parse(src);
     let global = Scope::global(&df, &args(&[])).unwrap();
-    assert_eq!(global.expand_from(&df.stages[0].from).unwrap().image, "busybox:global");
+    assert_eq!(
+        global.expand_from(&df.stages[0].from).unwrap().image,
+        "busybox:global"
+    );
     let r = run(src, &args(&[]));
     assert_eq!(env_of(&r[0].1), pairs(&[("seen", ""), ("now", "global")]));
     assert_eq!(env_of(&r[1].1), pairs(&[("two", "")]));
@@ -100,13 +114,22 @@ fn predefined_platform_and_proxy_args() {
     let ba = args(&[("HTTP_PROXY", "http://proxy:3128"), ("other", "x")]);
     let global = Scope::global(&df, &ba).unwrap();
     assert_eq!(
-        global.expand_from(&df.stages[0].from).unwrap().platform.as_deref(),
+        global
+            .expand_from(&df.stages[0].from)
+            .unwrap()
+            .platform
+            .as_deref(),
         Some("linux/amd64")
     );
     let r = run(src, &ba);
     assert_eq!(
         env_of(&r[0].1),
-        pairs(&[("before", "unset"), ("a", "arm64"), ("p", "linux/arm64/v8"), ("v", "v8")])
+        pairs(&[
+            ("before", "unset"),
+            ("a", "arm64"),
+            ("p", "linux/arm64/v8"),
+            ("v", "v8")
+        ])
     );
     let run_env = r[0].1.run_env();
     assert!(run_env.contains(&("HTTP_PROXY".into(), "http://proxy:3128".into())));
@@ -145,25 +168,46 @@ ENTRYPOINT ["echo", "$d"]
             legacy: false
         }])
     );
-    assert_eq!(i[2], Instruction::Expose(vec!["8080".into(), "9000/udp".into()]));
+    assert_eq!(
+        i[2],
+        Instruction::Expose(vec!["8080".into(), "9000/udp".into()])
+    );
     // VOLUME's shell form splits on blanks before expansion.
-    assert_eq!(i[3], Instruction::Volume(vec!["/data".into(), "[/data/x]".into()]));
+    assert_eq!(
+        i[3],
+        Instruction::Volume(vec!["/data".into(), "[/data/x]".into()])
+    );
     assert_eq!(i[4], Instruction::User("app".into()));
     assert_eq!(i[5], Instruction::Workdir("/data/w".into()));
     assert_eq!(i[6], Instruction::StopSignal("SIGTERM".into()));
-    let Instruction::Copy(c) = &i[7] else { panic!() };
-    assert_eq!((c.sources.clone(), c.dest.as_str()), (vec!["/data/a".to_string()], "/data/b/"));
-    assert_eq!((c.chown.as_deref(), c.from.as_deref()), (Some("app"), Some("build")));
+    let Instruction::Copy(c) = &i[7] else {
+        panic!()
+    };
+    assert_eq!(
+        (c.sources.clone(), c.dest.as_str()),
+        (vec!["/data/a".to_string()], "/data/b/")
+    );
+    assert_eq!(
+        (c.chown.as_deref(), c.from.as_deref()),
+        (Some("app"), Some("build"))
+    );
     let Instruction::Add(a) = &i[8] else { panic!() };
     assert_eq!(a.dest, "/opt/app");
-    let Instruction::Copy(h) = &i[9] else { panic!() };
+    let Instruction::Copy(h) = &i[9] else {
+        panic!()
+    };
     assert_eq!(h.dest, "/etc/app/");
     assert_eq!(h.inline[0].heredoc.content, "home=/data\n");
     assert_eq!(h.inline[1].heredoc.content, "home=$d\n");
-    let Instruction::Run(run) = &i[10] else { panic!() };
+    let Instruction::Run(run) = &i[10] else {
+        panic!()
+    };
     assert_eq!(run.mounts[0].target.as_deref(), Some("/data/cache"));
     assert_eq!(run.command, CommandLine::Shell("echo $d".into()));
-    assert_eq!(i[11], Instruction::Cmd(CommandLine::Shell("echo $d".into())));
+    assert_eq!(
+        i[11],
+        Instruction::Cmd(CommandLine::Shell("echo $d".into()))
+    );
     assert_eq!(
         i[12],
         Instruction::Entrypoint(CommandLine::Exec(vec!["echo".into(), "$d".into()]))
@@ -176,7 +220,10 @@ fn expansion_errors_carry_the_line() {
     let mut scope = Scope::global(&df, &args(&[])).unwrap().for_stage(&[]);
     let e = scope.step(&df.file, &df.stages[0].steps[0]).unwrap_err();
     assert_eq!(e.line, 3);
-    assert_eq!(e.message, "failed to process \"${dir:?need a dir}\": dir: need a dir");
+    assert_eq!(
+        e.message,
+        "failed to process \"${dir:?need a dir}\": dir: need a dir"
+    );
 }
 
 #[test]
@@ -216,7 +263,11 @@ fn stage_graph_and_targets() {
     assert_eq!(g.bases[6], StageRef::Image("later".into()));
     assert_eq!(
         g.sources[3],
-        [StageRef::Stage(2), StageRef::Stage(0), StageRef::Image("nginx:latest".into())]
+        [
+            StageRef::Stage(2),
+            StageRef::Stage(0),
+            StageRef::Image("nginx:latest".into())
+        ]
     );
     let final_stage = df.target(None).unwrap().index;
     assert_eq!(final_stage, 7);
@@ -241,10 +292,22 @@ fn independent_stages_share_a_wave() {
 #[test]
 fn bad_from_references() {
     for (src, line, msg) in [
-        ("FROM a\nCOPY --from=b / /\nFROM c AS b\n", 2, "cannot copy from stage \"b\", it needs to be defined before current stage \"0\""),
-        ("FROM a AS s\nCOPY --from=s / /\n", 2, "cannot copy from stage \"s\", it needs to be defined before current stage \"s\""),
+        (
+            "FROM a\nCOPY --from=b / /\nFROM c AS b\n",
+            2,
+            "cannot copy from stage \"b\", it needs to be defined before current stage \"0\"",
+        ),
+        (
+            "FROM a AS s\nCOPY --from=s / /\n",
+            2,
+            "cannot copy from stage \"s\", it needs to be defined before current stage \"s\"",
+        ),
         ("FROM a\nCOPY --from=7 / /\n", 2, "invalid stage index 7"),
-        ("FROM a\nARG X=y\nCOPY --from=$X / /\n", 3, "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"),
+        (
+            "FROM a\nARG X=y\nCOPY --from=$X / /\n",
+            3,
+            "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
+        ),
         ("FROM ${X:?nobase}\n", 1, "X: nobase"),
     ] {
         let df = parse(src);
