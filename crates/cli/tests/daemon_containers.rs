@@ -693,3 +693,49 @@ fn an_exit_recorded_while_daemon_and_shim_were_gone_is_restored() {
     assert_eq!(state[0]["State"]["ExitCode"], 7);
     env.ok(&["rm", "qq"]);
 }
+
+#[test]
+fn exec_runs_in_the_container() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run", "-d", "--name", "ex", "-e", "A=1", "busybox", "sleep", "30",
+    ]);
+    let out = env.docker(&[
+        "exec",
+        "-e",
+        "E=2",
+        "-w",
+        "/tmp",
+        "ex",
+        "sh",
+        "-c",
+        "echo o $A $E $(pwd); echo e >&2; exit 7",
+    ]);
+    assert_eq!(text(&out.stdout), "o 1 2 /tmp\n", "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "e\n");
+    assert_eq!(out.status.code(), Some(7));
+    let out = env.docker_stdin(&["exec", "-i", "ex", "cat"], b"piped\n");
+    assert_eq!(text(&out.stdout), "piped\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    let out = env.docker(&["exec", "-u", "nobody", "ex", "id", "-u"]);
+    assert_eq!(text(&out.stdout), "65534\n", "{}", text(&out.stderr));
+    let out = env.docker(&["exec", "-t", "ex", "sh", "-c", "echo tty"]);
+    assert_eq!(text(&out.stdout), "tty\r\n", "{}", text(&out.stderr));
+    env.ok(&["exec", "-d", "ex", "sh", "-c", "echo detached > /tmp/d"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.docker(&["exec", "ex", "cat", "/tmp/d"]).stdout != b"detached\n" {
+        assert!(Instant::now() < deadline, "exec -d did not run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env.ok(&["stop", "-t", "0", "ex"]);
+    let out = env.docker(&["exec", "ex", "true"]);
+    assert!(
+        text(&out.stderr).contains("is not running"),
+        "{}",
+        text(&out.stderr)
+    );
+    env.ok(&["rm", "ex"]);
+}

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use berth_engine::Containers;
 use berth_engine::containers::{
-    AttachOptions, Config, ContainerRecord, HostConfig, LogOptions, WaitCondition,
+    AttachOptions, Config, ContainerRecord, ExecConfig, HostConfig, LogOptions, WaitCondition,
 };
 use berth_reference::Filters;
 use bytes::Bytes;
@@ -48,6 +48,10 @@ pub(super) fn routes() -> Router<Backend> {
         .route("/containers/{id}/rename", post(rename))
         .route("/containers/prune", post(prune))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/exec", post(exec_create))
+        .route("/exec/{id}/start", post(exec_start))
+        .route("/exec/{id}/resize", post(exec_resize))
+        .route("/exec/{id}/json", get(exec_inspect))
 }
 
 fn flag(params: &BTreeMap<String, String>, name: &str) -> bool {
@@ -265,6 +269,104 @@ async fn attach(
         };
         bridge(client, shim, opts.stdin).await;
     });
+    Ok(upgraded())
+}
+
+async fn exec_create(
+    State(containers): State<Arc<Containers>>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ExecConfig>,
+) -> Result<Response, ApiError> {
+    let id = containers.exec_create(&id, body.unwrap_or_default())?;
+    Ok(json_response(StatusCode::CREATED, &json!({"Id": id})))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ExecStartBody {
+    detach: bool,
+}
+
+async fn exec_start(
+    State(containers): State<Arc<Containers>>,
+    Path(id): Path<String>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let upgrade = hyper::upgrade::on(&mut req);
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let body: ExecStartBody = if bytes.is_empty() {
+        ExecStartBody::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(e.to_string()))?
+    };
+    let (_tty, stream) = containers.exec_start(&id, body.detach).await?;
+    let Some(shim) = stream else {
+        return Ok(StatusCode::OK.into_response());
+    };
+    let stdin = containers
+        .exec_inspect(&id)
+        .await
+        .map(|e| e.config.attach_stdin)
+        .unwrap_or(false);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(u) => bridge(TokioIo::new(u), shim, stdin).await,
+            Err(e) => tracing::debug!("exec upgrade failed: {e}"),
+        }
+    });
+    Ok(upgraded())
+}
+
+async fn exec_resize(
+    State(containers): State<Arc<Containers>>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let h = int_param(&params, "h")?.unwrap_or(0);
+    let w = int_param(&params, "w")?.unwrap_or(0);
+    let dim = |v: i64| u16::try_from(v).map_err(|_| ApiError::invalid("invalid terminal size"));
+    containers.exec_resize(&id, dim(w)?, dim(h)?).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn exec_inspect(
+    State(containers): State<Arc<Containers>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let e = containers.exec_inspect(&id).await?;
+    let cmd = e.config.cmd.clone().unwrap_or_default();
+    let (entrypoint, arguments) = match cmd.split_first() {
+        Some((first, rest)) => (first.clone(), rest.to_vec()),
+        None => (String::new(), Vec::new()),
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "ID": e.id,
+            "Running": e.running,
+            "ExitCode": e.exit_code,
+            "ProcessConfig": {
+                "tty": e.config.tty,
+                "entrypoint": entrypoint,
+                "arguments": arguments,
+                "privileged": e.config.privileged,
+                "user": e.config.user,
+            },
+            "OpenStdin": e.config.attach_stdin,
+            "OpenStderr": e.config.attach_stderr,
+            "OpenStdout": e.config.attach_stdout,
+            "CanRemove": false,
+            "ContainerID": e.container_id,
+            "DetachKeys": "",
+            "Pid": e.pid,
+        }),
+    ))
+}
+
+/// The 101 answer to a hijack request.
+fn upgraded() -> Response {
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let h = response.headers_mut();
     h.insert(
@@ -273,7 +375,7 @@ async fn attach(
     );
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
-    Ok(response)
+    response
 }
 
 /// Copies the shim's output to the client until the shim closes it, and the client's bytes

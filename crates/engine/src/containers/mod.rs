@@ -15,6 +15,7 @@
 //! | `<exec-root>/runtime/` | the built-in runtime's state |
 
 mod config;
+mod exec;
 mod files;
 mod logs;
 mod shim;
@@ -34,6 +35,7 @@ pub use config::{
     BindOptions, Config, ContainerRecord, HostConfig, MountConfig, RestartPolicy, State,
     TmpfsOptions, UlimitConfig, ZERO_TIME,
 };
+pub use exec::{ExecConfig, ExecInfo};
 pub use logs::{LogLine, LogOptions, LogStream};
 pub use shim::AttachOptions;
 
@@ -151,6 +153,7 @@ pub struct Containers {
     images: Arc<ImageStore>,
     events: Arc<Events>,
     index: Mutex<Index>,
+    execs: Mutex<BTreeMap<String, ExecInfo>>,
 }
 
 fn sys(context: &str, e: impl std::fmt::Display) -> CategorizedError {
@@ -202,7 +205,12 @@ impl Containers {
             images,
             events,
             index: Mutex::new(index),
+            execs: Mutex::new(BTreeMap::new()),
         }))
+    }
+
+    fn execs_lock(&self) -> MutexGuard<'_, BTreeMap<String, ExecInfo>> {
+        self.execs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn idx(&self) -> MutexGuard<'_, Index> {
@@ -1022,6 +1030,7 @@ impl Containers {
                 idx.names.remove(&record.name);
             }
         }
+        self.execs_lock().retain(|_, e| e.container_id != id);
         self.publish(&record, "destroy", &[]);
         c.life.send_modify(|l| l.removed = true);
         Ok(())

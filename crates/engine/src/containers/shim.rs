@@ -112,11 +112,15 @@ pub(crate) async fn state(state_dir: &Path) -> Result<State, CategorizedError> {
 /// Waits until the container exits, on an async connection (no thread is held while a
 /// container runs). `Err` when the shim is gone.
 pub(crate) async fn wait(state_dir: &Path) -> Result<ExitInfo, String> {
+    request_exit(state_dir, Request::Wait).await
+}
+
+async fn request_exit(state_dir: &Path, req: Request) -> Result<ExitInfo, String> {
     let stream = UnixStream::connect(state_dir.join(berth_shim::SOCKET_NAME))
         .await
         .map_err(|e| format!("connect to the shim: {e}"))?;
     let mut stream = tokio::io::BufReader::new(stream);
-    let mut line = serde_json::to_vec(&Request::Wait).map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
     line.push(b'\n');
     stream
         .get_mut()
@@ -188,6 +192,15 @@ pub(crate) async fn attach(
     state_dir: &Path,
     opts: AttachOptions,
 ) -> Result<UnixStream, CategorizedError> {
+    attach_to(state_dir, opts, None).await
+}
+
+/// [`attach`] to the container's init or to an exec process.
+pub(crate) async fn attach_to(
+    state_dir: &Path,
+    opts: AttachOptions,
+    exec_id: Option<&str>,
+) -> Result<UnixStream, CategorizedError> {
     let mut stream = UnixStream::connect(state_dir.join(berth_shim::SOCKET_NAME))
         .await
         .map_err(|e| system("connect to the shim", e))?;
@@ -195,7 +208,7 @@ pub(crate) async fn attach(
         stdin: opts.stdin,
         stdout: opts.stdout,
         stderr: opts.stderr,
-        exec_id: None,
+        exec_id: exec_id.map(str::to_owned),
     })
     .map_err(|e| system("attach", e))?;
     line.push(b'\n');
@@ -229,4 +242,49 @@ pub(crate) async fn attach(
         ));
     }
     Ok(stream)
+}
+
+/// Starts a registered exec process; its pid.
+pub(crate) async fn exec_start(state_dir: &Path, exec_id: &str) -> Result<i32, CategorizedError> {
+    let dir = state_dir.to_owned();
+    let exec_id = exec_id.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut c = ShimClient::connect_state_dir(&dir).map_err(|e| system("shim", e))?;
+        c.set_timeout(Some(CALL_TIMEOUT))
+            .map_err(|e| system("shim", e))?;
+        c.exec_start(&exec_id)
+            .map_err(|e| CategorizedError::new(Category::InvalidParameter, e.to_string()))
+    })
+    .await
+    .map_err(|e| system("shim task", e))?
+}
+
+/// The exit code of an exec process, if it has exited.
+pub(crate) async fn exec_exit(
+    state_dir: &Path,
+    exec_id: &str,
+) -> Result<Option<i32>, CategorizedError> {
+    let dir = state_dir.to_owned();
+    let exec_id = exec_id.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut c = ShimClient::connect_state_dir(&dir).map_err(|e| system("shim", e))?;
+        c.set_timeout(Some(CALL_TIMEOUT))
+            .map_err(|e| system("shim", e))?;
+        c.exec_state(&exec_id)
+            .map(|s| s.exit.map(|e| e.exit_code))
+            .map_err(|e| system("shim", e))
+    })
+    .await
+    .map_err(|e| system("shim task", e))?
+}
+
+/// Waits (async connection) until an exec process exits.
+pub(crate) async fn exec_wait(state_dir: &Path, exec_id: &str) -> Result<ExitInfo, String> {
+    request_exit(
+        state_dir,
+        Request::ExecWait {
+            exec_id: exec_id.to_owned(),
+        },
+    )
+    .await
 }
