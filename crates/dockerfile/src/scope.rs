@@ -5,9 +5,11 @@
 //!   automatic platform args).
 //! - Each stage starts empty (plus its base image's ENV). `ARG name` without a default
 //!   re-declares a global ARG and takes its value; a `--build-arg` overrides any default.
-//! - ENV always wins over an ARG of the same name.
+//! - ENV always wins over an ARG of the same name (Docker's documented rule, and the classic
+//!   builder's; BuildKit lets an ARG declared *after* the ENV shadow it in RUN and expansion).
 //! - All pairs of one ENV or LABEL are expanded with the scope from *before* the instruction
-//!   (`ENV a=1 b=$a` gives `b` the old `a`).
+//!   (`ENV a=1 b=$a` gives `b` the old `a`); ARG names are declared one by one, as BuildKit
+//!   does (`ARG a=1 b=$a` gives `b` the new `a`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -260,7 +262,6 @@ impl Scope {
                     set(&mut self.env, kv.key.clone(), kv.value.clone());
                 }
             }
-            // ARG is expanded name by name: each default sees the ARGs declared before it.
             Instruction::Arg(decls) => return self.apply_args(decls).map_err(located),
             _ => {}
         }
@@ -364,27 +365,30 @@ impl Scope {
         })
     }
 
+    /// Declares ARGs one by one (each default sees the ARGs before it). A `--build-arg` wins
+    /// and then the default is not even expanded (BuildKit ignores its errors); names are never
+    /// expanded. The returned ARG carries the resolved values (`None`: declared, unset).
     fn apply_args(&mut self, decls: &[ArgDecl]) -> Result<Instruction, ExpandError> {
         let mut out = Vec::with_capacity(decls.len());
         for d in decls {
-            let name = self.word(&d.name)?;
-            let default = self.opt(&d.default)?;
-            let value = self
-                .build_args
-                .values
-                .get(&name)
-                .cloned()
-                .or_else(|| default.clone())
-                .or_else(|| self.inherited(&name));
+            let name = d.name.clone();
+            let value = match (self.build_args.values.get(&name), &d.default) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(default)) => Some(self.word(default)?),
+                (None, None) => self.inherited(&name),
+            };
             self.declared.insert(name.clone());
-            if let Some(v) = value {
+            if let Some(v) = &value {
                 if self.is_global {
-                    self.global.insert(name.clone(), v);
+                    self.global.insert(name.clone(), v.clone());
                 } else {
-                    set(&mut self.args, name.clone(), v);
+                    set(&mut self.args, name.clone(), v.clone());
                 }
             }
-            out.push(ArgDecl { name, default });
+            out.push(ArgDecl {
+                name,
+                default: value,
+            });
         }
         Ok(Instruction::Arg(out))
     }

@@ -315,3 +315,41 @@ fn bad_from_references() {
         assert_eq!((e.line, e.message.as_str()), (line, msg), "{src}");
     }
 }
+
+#[test]
+fn arg_defaults_resolve_in_order_and_build_args_skip_them() {
+    let src = "FROM x\nARG a=1 b=${a}2 c=${unset:?need_c}\n";
+    let df = parse(src);
+    let step = &df.stages[0].steps[0];
+
+    let mut scope = Scope::global(&df, &args(&[])).unwrap().for_stage(&[]);
+    let e = scope.step(&df.file, step).unwrap_err();
+    assert_eq!(
+        e.message,
+        "failed to process \"${unset:?need_c}\": unset: need_c"
+    );
+
+    // A build arg replaces the default without evaluating it.
+    let mut scope = Scope::global(&df, &args(&[("c", "given")]))
+        .unwrap()
+        .for_stage(&[]);
+    let Instruction::Arg(decls) = scope.step(&df.file, step).unwrap() else {
+        panic!()
+    };
+    let resolved: Vec<(&str, Option<&str>)> = decls
+        .iter()
+        .map(|d| (d.name.as_str(), d.default.as_deref()))
+        .collect();
+    assert_eq!(
+        resolved,
+        [("a", Some("1")), ("b", Some("12")), ("c", Some("given"))]
+    );
+    assert!(scope.declared_args().contains("c"));
+}
+
+#[test]
+fn arg_names_are_not_expanded() {
+    let r = run("FROM x\nARG n=v\nARG $n=1\nENV x=${v:-unset}\n", &args(&[]));
+    assert_eq!(env_of(&r[0].1), pairs(&[("x", "unset")]));
+    assert_eq!(r[0].1.args(), pairs(&[("n", "v"), ("$n", "1")]));
+}
