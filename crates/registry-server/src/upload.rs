@@ -15,6 +15,9 @@ use crate::error::{Code, RegistryError, Result};
 /// upload holds, whatever its size.
 const CHANNEL_FRAMES: usize = 16;
 
+/// Upload writers kept open between requests.
+const MAX_OPEN_WRITERS: usize = 256;
+
 /// Runs blocking storage work off the async workers.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
 where
@@ -87,9 +90,17 @@ impl Registry {
         blocking(move || Ok(registry.store.writer_for_ref(&ingest_ref, expected, None)?)).await
     }
 
-    /// Keeps a session's writer open for its next request.
+    /// Keeps a session's writer open for its next request. Abandoned sessions would pin a
+    /// descriptor each, so past [`MAX_OPEN_WRITERS`] one is closed (its ingest stays and
+    /// reopens on demand).
     pub(crate) fn put_writer(&self, id: &str, writer: Writer) {
-        self.lock_sessions().insert(id.to_owned(), writer);
+        let mut sessions = self.lock_sessions();
+        if sessions.len() >= MAX_OPEN_WRITERS
+            && let Some(evict) = sessions.keys().next().cloned()
+        {
+            sessions.remove(&evict);
+        }
+        sessions.insert(id.to_owned(), writer);
     }
 
     /// Drops a session's open writer, if any.

@@ -165,3 +165,47 @@ async fn skopeo_copies_an_image_in_and_out() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skopeo_pushes_and_pulls_over_verified_tls() -> Result<()> {
+    let certs = tempfile::tempdir()?;
+    if !skopeo_available() || !self_signed(certs.path())? {
+        eprintln!("skipping: skopeo or openssl is not installed");
+        return Ok(());
+    }
+    let config = berth_registry_server::tls::load(
+        &certs.path().join("ca.crt"),
+        &certs.path().join("key.pem"),
+    )?;
+    let root = tempfile::tempdir()?;
+    let registry = berth_registry_server::Registry::open(root.path(), options(false))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(berth_registry_server::tls::serve(
+        listener, registry, config,
+    ));
+
+    let work = tempfile::tempdir()?;
+    let (source, back) = (work.path().join("src"), work.path().join("back"));
+    let (manifest_digest, _) = busybox_layout(&source)?;
+    let certs = certs.path().display().to_string();
+    let remote = format!("docker://{addr}/tls/busybox:1");
+    let push = [
+        "copy",
+        "--dest-cert-dir",
+        &certs,
+        &format!("oci:{}:1", source.display()),
+        &remote,
+    ];
+    skopeo(push.iter().map(|a| a.to_string()).collect()).await?;
+    let pull = [
+        "copy",
+        "--src-cert-dir",
+        &certs,
+        &remote,
+        &format!("oci:{}:1", back.display()),
+    ];
+    skopeo(pull.iter().map(|a| a.to_string()).collect()).await?;
+    assert_eq!(layout_manifest_digest(&back)?, manifest_digest.to_string());
+    Ok(())
+}

@@ -1,6 +1,8 @@
 //! HTTPS: a self-signed certificate for 127.0.0.1 made with openssl; curl verifies it and
 //! skopeo pushes through it. Skipped when openssl or curl is missing.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -18,38 +20,6 @@ fn tool(name: &str) -> bool {
             .is_ok_and(|o| o.status.success())
 }
 
-fn self_signed(dir: &Path) -> Result<()> {
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-days",
-            "1",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("ca.crt"))
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
 async fn run(program: &str, args: Vec<String>) -> Result<String> {
     let program = program.to_owned();
     let out =
@@ -64,12 +34,11 @@ async fn run(program: &str, args: Vec<String>) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn https_with_a_verified_certificate() -> Result<()> {
-    if !tool("openssl") || !tool("curl") {
+    let certs = tempfile::tempdir()?;
+    if !tool("curl") || !common::self_signed(certs.path())? {
         eprintln!("skipping: openssl or curl missing");
         return Ok(());
     }
-    let certs = tempfile::tempdir()?;
-    self_signed(certs.path())?;
     let config = tls::load(&certs.path().join("ca.crt"), &certs.path().join("key.pem"))?;
     assert!(tls::load(&certs.path().join("key.pem"), &certs.path().join("key.pem")).is_err());
 

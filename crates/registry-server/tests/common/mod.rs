@@ -154,3 +154,41 @@ pub fn with_htpasswd(text: &str) -> Result<Options> {
         htpasswd: Some(Arc::new(berth_registry_server::Htpasswd::parse(text)?)),
     })
 }
+
+/// A self-signed certificate for 127.0.0.1 (`ca.crt`, `key.pem` in `dir`) made with openssl;
+/// false when openssl is missing.
+pub fn self_signed(dir: &std::path::Path) -> Result<bool> {
+    let out = match std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-days",
+            "1",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("ca.crt"))
+        .output()
+    {
+        Ok(out) => out,
+        Err(_) => return Ok(false),
+    };
+    ensure!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(true)
+}
