@@ -730,6 +730,19 @@ fn exec_runs_in_the_container() {
         assert!(Instant::now() < deadline, "exec -d did not run");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let top = env.ok(&["top", "ex"]);
+    assert!(
+        top.lines().next().is_some_and(|l| l.contains("PID")),
+        "{top}"
+    );
+    assert!(top.contains("sleep 30"), "{top}");
+    assert_eq!(
+        top.lines().count(),
+        2,
+        "only the container's process: {top}"
+    );
+    let top = env.ok(&["top", "ex", "-o", "pid,args"]);
+    assert!(top.starts_with("PID"), "{top}");
     env.ok(&["stop", "-t", "0", "ex"]);
     let out = env.docker(&["exec", "ex", "true"]);
     assert!(

@@ -49,6 +49,7 @@ pub(super) fn routes() -> Router<Backend> {
         .route("/containers/prune", post(prune))
         .route("/containers/{id}", delete(remove))
         .route("/containers/{id}/exec", post(exec_create))
+        .route("/containers/{id}/top", get(top))
         .route("/exec/{id}/start", post(exec_start))
         .route("/exec/{id}/resize", post(exec_resize))
         .route("/exec/{id}/json", get(exec_inspect))
@@ -270,6 +271,19 @@ async fn attach(
         bridge(client, shim, opts.stdin).await;
     });
     Ok(upgraded())
+}
+
+async fn top(
+    State(containers): State<Arc<Containers>>,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    let args = params.get("ps_args").map(String::as_str).unwrap_or("");
+    let report = containers.top(&id, args).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"Processes": report.processes, "Titles": report.titles}),
+    ))
 }
 
 async fn exec_create(

@@ -19,6 +19,7 @@ mod exec;
 mod files;
 mod logs;
 mod shim;
+mod top;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,6 +39,7 @@ pub use config::{
 pub use exec::{ExecConfig, ExecInfo};
 pub use logs::{LogLine, LogOptions, LogStream};
 pub use shim::AttachOptions;
+pub use top::TopReport;
 
 use crate::events::{Event, EventType, Events};
 
