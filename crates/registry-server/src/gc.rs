@@ -103,7 +103,7 @@ fn purge_stale_uploads(
 ) -> Result<Vec<String>, GcError> {
     let cutoff = SystemTime::now().checked_sub(STALE_UPLOAD_AGE);
     let mut purged = Vec::new();
-    for name in links.repositories()? {
+    for name in links.all_repositories()? {
         for (id, started) in links.uploads(&name)? {
             if cutoff.is_none_or(|c| started > c) {
                 continue;

@@ -228,27 +228,41 @@ impl Links {
         Ok(out)
     }
 
-    /// Every repository, sorted: a directory is one if it has any of the `_` subdirectories.
+    /// Every repository, sorted: a directory is one once it holds blob or manifest links.
     pub fn repositories(&self) -> io::Result<Vec<RepoName>> {
+        self.repositories_marked_by(&["_layers", "_manifests"])
+    }
+
+    /// Every directory holding any registry state, open uploads included (for `gc`).
+    pub fn all_repositories(&self) -> io::Result<Vec<RepoName>> {
+        self.repositories_marked_by(&["_layers", "_manifests", "_uploads", "_referrers"])
+    }
+
+    fn repositories_marked_by(&self, markers: &[&str]) -> io::Result<Vec<RepoName>> {
         let mut out = Vec::new();
-        walk_repos(&self.repos, "", &mut out)?;
+        walk_repos(&self.repos, "", markers, &mut out)?;
         out.sort();
         Ok(out)
     }
 }
 
-fn walk_repos(dir: &Path, prefix: &str, out: &mut Vec<RepoName>) -> io::Result<()> {
+fn walk_repos(
+    dir: &Path,
+    prefix: &str,
+    markers: &[&str],
+    out: &mut Vec<RepoName>,
+) -> io::Result<()> {
     let mut is_repo = false;
     for entry in list_names(dir)? {
         if entry.starts_with('_') {
-            is_repo = true;
+            is_repo |= markers.contains(&entry.as_str());
         } else if dir.join(&entry).is_dir() {
             let name = if prefix.is_empty() {
                 entry.clone()
             } else {
                 format!("{prefix}/{entry}")
             };
-            walk_repos(&dir.join(&entry), &name, out)?;
+            walk_repos(&dir.join(&entry), &name, markers, out)?;
         }
     }
     if is_repo && let Ok(name) = RepoName::parse(prefix) {

@@ -443,6 +443,10 @@ async fn catalog_lists_nested_repositories() -> Result<()> {
     for repo in ["b", "a/x", "a/x/y", "c.d/e"] {
         s.push_blob(repo, b"x").await?;
     }
+    // An upload session alone does not make a repository.
+    s.request(Method::POST, "/v2/only-started/blobs/uploads/")
+        .send()
+        .await?;
     let r = s.get("/v2/_catalog").await?;
     assert_eq!(
         r.json::<Value>().await?,
@@ -708,6 +712,30 @@ async fn gc_sweeps_unreferenced_blobs_only() -> Result<()> {
     let manifest = s.image_manifest("app", b"kept layer").await?;
     s.put_manifest("app", "v1", OCI_MANIFEST, &manifest).await?;
     let orphan = s.push_blob("app", b"orphan layer").await?;
+    // A week-old abandoned upload session, and a fresh one.
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let r = s
+            .request(Method::POST, "/v2/app/blobs/uploads/")
+            .send()
+            .await?;
+        let location = header(&r, "location");
+        s.request(Method::PATCH, &location)
+            .body("partial")
+            .send()
+            .await?;
+        sessions.push(header(&r, "docker-upload-uuid"));
+    }
+    let week_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(8 * 24 * 3600);
+    let stale_marker = s
+        .dir
+        .path()
+        .join("repositories/app/_uploads")
+        .join(&sessions[0]);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale_marker)?
+        .set_modified(week_ago)?;
     // Refused while a server holds the root.
     assert!(berth_registry_server::gc::collect(s.dir.path(), true).is_err());
     let dir = s.stop().await;
@@ -728,6 +756,14 @@ async fn gc_sweeps_unreferenced_blobs_only() -> Result<()> {
     assert_eq!(report.removed, vec![orphan.clone()]);
     assert_eq!(report.kept, 3); // config, layer, manifest
     assert!(!dir.path().join("blobs/sha256").join(orphan.hex()).exists());
+    assert_eq!(report.stale_uploads, vec![format!("app/{}", sessions[0])]);
+    assert!(!stale_marker.exists());
+    assert!(
+        dir.path()
+            .join("repositories/app/_uploads")
+            .join(&sessions[1])
+            .exists()
+    );
 
     let s = Server::start_in(dir, options(false)).await?;
     assert_eq!(
