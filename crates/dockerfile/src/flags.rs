@@ -33,10 +33,10 @@ impl Flags {
                 None => (body, None),
             };
             let Some(&(key, kind)) = spec.iter().find(|(n, _)| *n == name) else {
-                return Err(format!("unknown flag: {name}"));
+                return Err(format!("unknown flag: --{name}"));
             };
             if kind != Kind::Strings && flags.values.contains_key(key) {
-                return Err(format!("duplicate flag specified: {name}"));
+                return Err(format!("duplicate flag specified: --{name}"));
             }
             let value = flag_value(name, kind, value)?;
             flags.values.entry(key).or_default().push(value);
@@ -65,13 +65,15 @@ impl Flags {
 fn flag_value(name: &str, kind: Kind, value: Option<&str>) -> Result<String, String> {
     match (kind, value) {
         (Kind::Bool, Some("")) | (Kind::Str | Kind::Strings, None) => {
-            Err(format!("missing a value on flag: {name}"))
+            Err(format!("missing a value on flag: --{name}"))
         }
         (Kind::Bool, None) => Ok("true".into()),
         (Kind::Bool, Some(v)) => match v.to_ascii_lowercase().as_str() {
             "true" => Ok("true".into()),
             "false" => Ok("false".into()),
-            _ => Err(format!("expecting boolean value for flag {name}, not: {v}")),
+            _ => Err(format!(
+                "expecting boolean value for flag --{name}, not: {v}"
+            )),
         },
         (_, Some(v)) => Ok(v.to_string()),
     }

@@ -26,12 +26,19 @@ impl Env for HashMap<String, String> {
     }
 }
 
+/// An environment list (`KEY=value` pairs in order); a later duplicate wins.
 impl Env for [(String, String)] {
     fn lookup(&self, name: &str) -> Option<String> {
         self.iter()
             .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
+    }
+}
+
+impl Env for Vec<(String, String)> {
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.as_slice().lookup(name)
     }
 }
 

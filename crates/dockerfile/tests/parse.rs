@@ -300,7 +300,7 @@ fn simple_instructions() {
             "VOLUME specified can not be an empty string",
         ),
         ("STOPSIGNAL", "STOPSIGNAL requires exactly one argument"),
-        ("USER --foo=1 x", "unknown flag: foo"),
+        ("USER --foo=1 x", "unknown flag: --foo"),
     ] {
         assert_eq!(err(&format!("FROM x\n{line}\n")).message, msg, "{line}");
     }
@@ -326,7 +326,7 @@ fn from_forms() {
             "FROM a AS 1x",
             "invalid name for build stage: \"1x\", name can't start with a number or contain symbols",
         ),
-        ("FROM --foo a", "unknown flag: foo"),
+        ("FROM --foo a", "unknown flag: --foo"),
         ("RUN x", "no build stage in current context"),
         ("ARG a", "dockerfile contains no stages to build"),
         ("", "file with no instructions"),
@@ -391,17 +391,17 @@ fn copy_and_add_flags() {
             "ADD a",
             "ADD requires at least two arguments, but only one was provided. Destination could not be determined",
         ),
-        ("COPY --foo a b", "unknown flag: foo"),
-        ("ADD --from=x a b", "unknown flag: from"),
-        ("COPY --from a b", "missing a value on flag: from"),
-        ("COPY --link= a b", "missing a value on flag: link"),
+        ("COPY --foo a b", "unknown flag: --foo"),
+        ("ADD --from=x a b", "unknown flag: --from"),
+        ("COPY --from a b", "missing a value on flag: --from"),
+        ("COPY --link= a b", "missing a value on flag: --link"),
         (
             "COPY --link=maybe a b",
-            "expecting boolean value for flag link, not: maybe",
+            "expecting boolean value for flag --link, not: maybe",
         ),
         (
             "COPY --from=a --from=b a b",
-            "duplicate flag specified: from",
+            "duplicate flag specified: --from",
         ),
         (
             "COPY a <<EOF\nx\nEOF",
@@ -456,7 +456,7 @@ fn run_flags_and_mounts() {
             "RUN --network=bridge2 a",
             "unsupported network mode \"bridge2\"",
         ),
-        ("RUN --foo a", "unknown flag: foo"),
+        ("RUN --foo a", "unknown flag: --foo"),
     ] {
         assert_eq!(err(&format!("FROM x\n{line}\n")).message, msg, "{line}");
     }
@@ -619,7 +619,7 @@ fn healthcheck_forms() {
             "Unknown type \"RUN\" in HEALTHCHECK (try CMD)",
         ),
         ("HEALTHCHECK", "HEALTHCHECK requires at least one argument"),
-        ("HEALTHCHECK --foo=1 CMD x", "unknown flag: foo"),
+        ("HEALTHCHECK --foo=1 CMD x", "unknown flag: --foo"),
     ] {
         let e = err(&format!("FROM x\n{line}\n"));
         assert_eq!((e.line, e.message.as_str()), (2, msg), "{line}");
@@ -657,4 +657,52 @@ fn limits() {
         err(&many).message,
         "too many instructions in the Dockerfile"
     );
+}
+
+#[test]
+fn flag_words_and_double_dash() {
+    let Instruction::Copy(c) = one("COPY --link -- --weird-name /tmp/") else {
+        panic!()
+    };
+    assert!(c.link);
+    assert_eq!(c.sources, ["--weird-name"]);
+    let Instruction::Copy(c) = one("COPY -- foo /tmp/") else {
+        panic!()
+    };
+    assert_eq!(c.sources, ["foo"]);
+    let Instruction::Copy(c) = one("COPY --chown=\"a b\" x y") else {
+        panic!()
+    };
+    assert_eq!(c.chown.as_deref(), Some("a b"));
+    assert_eq!(
+        err("FROM x\nMAINTAINER --boo joe@example.com\n").message,
+        "unknown flag: --boo"
+    );
+}
+
+#[test]
+fn values_keep_their_quotes_and_escapes_until_expansion() {
+    let cases: Vec<(&str, &str)> = vec![
+        (
+            r#"ENV name="value'quote space'value2""#,
+            r#""value'quote space'value2""#,
+        ),
+        (r#"ENV name='a\'b''"#, r#"'a\'b''"#),
+        (r#"ENV name="a\"b""#, r#""a\"b""#),
+        (
+            "ENV name=\"value2a \\\n           value2b\"",
+            "\"value2a            value2b\"",
+        ),
+    ];
+    for (line, want) in cases {
+        let Instruction::Env(kv) = one(line) else {
+            panic!()
+        };
+        assert_eq!(kv[0].value, want, "{line}");
+    }
+    // Legacy LABEL/ENV values are the raw rest of the line.
+    let Instruction::Label(kv) = one(r#"LABEL maintainer Erik \\Hollensbe <e@h.org>\""#) else {
+        panic!()
+    };
+    assert_eq!(kv[0].value, r#"Erik \\Hollensbe <e@h.org>\""#);
 }
