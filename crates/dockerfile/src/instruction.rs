@@ -92,6 +92,55 @@ pub struct Run {
     pub security: Option<String>,
 }
 
+/// What a RUN executes once its heredocs are resolved (BuildKit's rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunScript {
+    /// Exec form: this argv, no shell.
+    Exec(Vec<String>),
+    /// Run this text with the stage's SHELL (`/bin/sh -c <text>`).
+    Shell(String),
+    /// `RUN <<EOF` whose body starts with `#!`: write `data` to an executable file called
+    /// `name` and run that file directly.
+    File {
+        /// The file name (the heredoc delimiter).
+        name: String,
+        /// The script, `<<-` tabs already stripped.
+        data: String,
+    },
+}
+
+impl Run {
+    /// The command to execute. A RUN that is just one heredoc runs the body itself (as a file
+    /// when it has a shebang); otherwise the line and the bodies are handed to the shell, which
+    /// does its own heredoc (and variable) processing.
+    pub fn script(&self) -> RunScript {
+        let text = match &self.command {
+            CommandLine::Exec(argv) => return RunScript::Exec(argv.clone()),
+            CommandLine::Shell(text) => text,
+        };
+        let Some(first) = self.heredocs.first() else {
+            return RunScript::Shell(text.clone());
+        };
+        if parse_heredoc_word(text).is_some() {
+            let data = first.data();
+            if data.starts_with("#!") {
+                return RunScript::File {
+                    name: first.name.clone(),
+                    data,
+                };
+            }
+            return RunScript::Shell(data);
+        }
+        let mut script = text.clone();
+        for h in &self.heredocs {
+            script.push('\n');
+            script.push_str(&h.content);
+            script.push_str(&h.name);
+        }
+        RunScript::Shell(script)
+    }
+}
+
 /// A source of COPY/ADD given inline by a heredoc (`COPY <<EOF /dest`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InlineSource {

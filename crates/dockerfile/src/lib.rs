@@ -35,7 +35,7 @@ pub use graph::{StageGraph, StageRef};
 pub use ignore::{IgnoreError, IgnoreMatcher};
 pub use instruction::{
     ArgDecl, CommandLine, Copy, From, Healthcheck, InlineSource, Instruction, KeyValue,
-    NetworkMode, Onbuild, Run,
+    NetworkMode, Onbuild, Run, RunScript,
 };
 pub use mount::{Mount, MountType, Sharing};
 pub use parser::{Directives, Heredoc};

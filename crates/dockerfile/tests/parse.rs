@@ -706,3 +706,32 @@ fn values_keep_their_quotes_and_escapes_until_expansion() {
     };
     assert_eq!(kv[0].value, r#"Erik \\Hollensbe <e@h.org>\""#);
 }
+
+#[test]
+fn run_scripts_resolve_heredocs_like_buildkit() {
+    use berth_dockerfile::RunScript;
+    let script = |line: &str| match one(line) {
+        Instruction::Run(r) => r.script(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(script("RUN echo hi"), RunScript::Shell("echo hi".into()));
+    assert_eq!(
+        script(r#"RUN ["a", "b"]"#),
+        RunScript::Exec(vec!["a".into(), "b".into()])
+    );
+    assert_eq!(
+        script("RUN <<-EOF\n\techo $HOME\n\tEOF"),
+        RunScript::Shell("echo $HOME\n".into())
+    );
+    assert_eq!(
+        script("RUN <<run.py\n#!/usr/bin/env python3\nprint(1)\nrun.py"),
+        RunScript::File {
+            name: "run.py".into(),
+            data: "#!/usr/bin/env python3\nprint(1)\n".into()
+        }
+    );
+    assert_eq!(
+        script("RUN cat <<A > /a && cat <<-B > /b\none\nA\n\ttwo\n\tB"),
+        RunScript::Shell("cat <<A > /a && cat <<-B > /b\none\nA\n\ttwo\nB".into())
+    );
+}
