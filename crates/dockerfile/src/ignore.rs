@@ -87,6 +87,13 @@ impl IgnoreMatcher {
         Ok(out)
     }
 
+    /// Appends `!path`: the Docker CLI does this for the Dockerfile and `.dockerignore`, which
+    /// are always sent even when a pattern ignores them.
+    pub fn keep(&mut self, path: &str) -> Result<(), IgnoreError> {
+        self.patterns.push(compile(&format!("!{path}"))?);
+        Ok(())
+    }
+
     /// The cleaned patterns, `!` kept, in order.
     pub fn patterns(&self) -> impl Iterator<Item = String> + '_ {
         self.patterns.iter().map(|p| {

@@ -39,7 +39,7 @@ pub use instruction::{
 };
 pub use mount::{Mount, MountType, Sharing};
 pub use parser::{Directives, Heredoc};
-pub use scope::{BuildArgs, Platform, Scope};
+pub use scope::{BuildArgs, PROXY_ARGS, Platform, Scope, is_predefined_arg};
 pub use shell::{Env, ExpandError, Lexer};
 pub use stage::{Dockerfile, Stage, Step};
 

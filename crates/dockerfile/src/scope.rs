@@ -33,6 +33,25 @@ pub const PROXY_ARGS: [&str; 10] = [
     "all_proxy",
 ];
 
+/// Whether `--build-arg name` is one Docker never reports as unused: the proxy variables, the
+/// platform args, `SOURCE_DATE_EPOCH` and BuildKit's own `BUILDKIT_*` settings.
+pub fn is_predefined_arg(name: &str) -> bool {
+    const PLATFORM: [&str; 8] = [
+        "BUILDPLATFORM",
+        "BUILDOS",
+        "BUILDARCH",
+        "BUILDVARIANT",
+        "TARGETPLATFORM",
+        "TARGETOS",
+        "TARGETARCH",
+        "TARGETVARIANT",
+    ];
+    PROXY_ARGS.contains(&name)
+        || PLATFORM.contains(&name)
+        || name == "SOURCE_DATE_EPOCH"
+        || name.starts_with("BUILDKIT_")
+}
+
 /// An OS/architecture pair, as in `linux/arm64/v8`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {

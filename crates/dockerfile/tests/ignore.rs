@@ -207,3 +207,13 @@ fn should_descend_prunes_only_when_no_exception_can_reach_inside() {
     assert!(ig.should_descend("vendor"));
     assert!(!ig.should_descend("venus"));
 }
+
+#[test]
+fn keep_reincludes_the_dockerfile() {
+    let mut ig = m(&["*", "!src"]);
+    assert!(ig.matches("Dockerfile"));
+    ig.keep("Dockerfile").unwrap();
+    ig.keep(".dockerignore").unwrap();
+    assert!(!ig.matches("Dockerfile") && !ig.matches(".dockerignore"));
+    assert!(ig.matches("other"));
+}

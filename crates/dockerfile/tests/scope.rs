@@ -353,3 +353,18 @@ fn arg_names_are_not_expanded() {
     assert_eq!(env_of(&r[0].1), pairs(&[("x", "unset")]));
     assert_eq!(r[0].1.args(), pairs(&[("n", "v"), ("$n", "1")]));
 }
+
+#[test]
+fn predefined_args_are_never_unused() {
+    use berth_dockerfile::is_predefined_arg;
+    for name in [
+        "HTTP_PROXY",
+        "no_proxy",
+        "TARGETARCH",
+        "BUILDKIT_INLINE_CACHE",
+        "SOURCE_DATE_EPOCH",
+    ] {
+        assert!(is_predefined_arg(name), "{name}");
+    }
+    assert!(!is_predefined_arg("VERSION"));
+}
