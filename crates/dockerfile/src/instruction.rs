@@ -487,9 +487,9 @@ fn parse_copy(node: &Node, add: bool) -> Result<Copy, String> {
     };
     let (srcs, dest) = node.args.split_at(node.args.len() - 1);
     let dest = dest[0].clone();
-    // Heredoc markers only count in shell form; in JSON form `<<EOF` is a file name.
-    let heredocs_allowed = !node.json;
-    if heredocs_allowed && parse_heredoc_word(&dest).is_some() {
+    // Docker looks for markers in JSON form too, where no body was read: `["<<EOF", "/x"]`
+    // copies an empty file named EOF. Kept for fidelity.
+    if parse_heredoc_word(&dest).is_some() {
         return Err(format!("{cmd} cannot accept a heredoc as a destination"));
     }
     let mut out = Copy {
@@ -507,7 +507,7 @@ fn parse_copy(node: &Node, add: bool) -> Result<Copy, String> {
         ..Copy::default()
     };
     for src in srcs {
-        match parse_heredoc_word(src).filter(|_| heredocs_allowed) {
+        match parse_heredoc_word(src) {
             Some(marker) => out.inline.push(inline_source(node, marker)),
             None => out.sources.push(src.clone()),
         }

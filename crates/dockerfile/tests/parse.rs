@@ -735,3 +735,23 @@ fn run_scripts_resolve_heredocs_like_buildkit() {
         RunScript::Shell("cat <<A > /a && cat <<-B > /b\none\nA\n\ttwo\nB".into())
     );
 }
+
+#[test]
+fn json_copy_heredoc_marker_is_an_empty_inline_file() {
+    // A Docker quirk kept on purpose: no body is read for JSON form, the source is empty.
+    let Instruction::Copy(c) = one(r#"COPY ["<<EOF", "/x"]"#) else {
+        panic!()
+    };
+    assert!(c.sources.is_empty());
+    assert_eq!(
+        (
+            c.inline[0].name.as_str(),
+            c.inline[0].heredoc.content.as_str()
+        ),
+        ("EOF", "")
+    );
+    assert_eq!(
+        err("FROM x\nCOPY [\"a\", \"<<EOF\"]\n").message,
+        "COPY cannot accept a heredoc as a destination"
+    );
+}
