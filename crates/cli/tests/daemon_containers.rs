@@ -752,3 +752,77 @@ fn exec_runs_in_the_container() {
     );
     env.ok(&["rm", "ex"]);
 }
+
+#[test]
+fn restart_policies() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    // The CLI refuses --rm with --restart itself; the API must too.
+    let body = r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"AutoRemove":true,"RestartPolicy":{"Name":"always"}}}"#;
+    let response = env.daemon.http(&format!(
+        "POST /v1.41/containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert_eq!(
+        response.json()["message"],
+        "can't create 'AutoRemove' container with restart policy"
+    );
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state: serde_json::Value =
+            serde_json::from_str(&env.ok(&["inspect", "flaky"])).expect("inspect JSON");
+        let c = &state[0];
+        if c["RestartCount"] == 2 && c["State"]["Status"] == "exited" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{c}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(env.ok(&["logs", "flaky"]), "run\nrun\nrun\n");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state: serde_json::Value =
+            serde_json::from_str(&env.ok(&["inspect", "always"])).expect("inspect JSON");
+        if state[0]["RestartCount"].as_i64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never restarted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env.ok(&["stop", "-t", "1", "always"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let state: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "always"])).expect("inspect JSON");
+    assert_eq!(
+        state[0]["State"]["Running"], false,
+        "a stopped container stays stopped"
+    );
+    env.ok(&["rm", "-f", "flaky", "always"]);
+}

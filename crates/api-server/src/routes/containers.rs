@@ -548,6 +548,11 @@ fn status_text(r: &ContainerRecord, now: i64) -> String {
         "created" => "Created".into(),
         "dead" => "Dead".into(),
         "removing" => "Removal In Progress".into(),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            st.exit_code,
+            human_duration(now - secs(&st.finished_at))
+        ),
         _ => format!(
             "Exited ({}) {} ago",
             st.exit_code,

@@ -273,4 +273,6 @@ pub struct ContainerRecord {
     pub log_path: String,
     /// How many times it was restarted.
     pub restart_count: i64,
+    /// Stopped or killed by a user: a restart policy other than `always` leaves it stopped.
+    pub has_been_manually_stopped: bool,
 }

@@ -198,6 +198,27 @@ pub(crate) fn spec_config(
     if host.cpu_shares < 0 {
         return Err(invalid("invalid CPU shares: it must not be negative"));
     }
+    if let Some(policy) = &host.restart_policy {
+        match policy.name.as_str() {
+            "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
+            other => return Err(invalid(format!("invalid restart policy '{other}'"))),
+        }
+        if policy.maximum_retry_count < 0 {
+            return Err(invalid(
+                "invalid restart policy: maximum retry count can't be negative",
+            ));
+        }
+        if policy.maximum_retry_count > 0 && policy.name != "on-failure" {
+            return Err(invalid(
+                "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+            ));
+        }
+        if host.auto_remove && !matches!(policy.name.as_str(), "" | "no") {
+            return Err(invalid(
+                "can't create 'AutoRemove' container with restart policy",
+            ));
+        }
+    }
     let stop_signal = match config.stop_signal.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => {
             Some(berth_spec::parse_stop_signal(s).map_err(|e| CategorizedError::from_error(&e))?)

@@ -483,6 +483,7 @@ impl Containers {
             hosts_path: etc.hosts.display().to_string(),
             log_path: dir.join(format!("{id}-json.log")).display().to_string(),
             restart_count: 0,
+            has_been_manually_stopped: false,
         };
         files::write_record(&dir.join(files::RECORD_NAME), &record)?;
         Ok(record)
@@ -491,7 +492,16 @@ impl Containers {
     /// `POST /containers/{id}/start`. NotModified when already running.
     pub async fn start(self: &Arc<Self>, name_or_id: &str) -> Result<()> {
         let c = self.find(name_or_id)?;
+        self.start_inner(&c, true).await
+    }
+
+    async fn start_inner(self: &Arc<Self>, c: &Arc<Container>, by_user: bool) -> Result<()> {
+        let name_or_id = c.id.clone();
+        let name_or_id = name_or_id.as_str();
         let _op = c.op.lock().await;
+        if by_user {
+            c.rec().has_been_manually_stopped = false;
+        }
         if c.life.borrow().removed {
             return Err(CategorizedError::new(
                 Category::NotFound,
@@ -504,7 +514,7 @@ impl Containers {
                 "container already started",
             ));
         }
-        match self.start_locked(&c).await {
+        match self.start_locked(c).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 let code = if e.message.contains("executable file not found")
@@ -521,7 +531,7 @@ impl Containers {
                     r.state.error = e.message.clone();
                     r.state.exit_code = code;
                 }
-                let _ = self.save(&c);
+                let _ = self.save(c);
                 // Attachers waiting for this start get nothing: close them.
                 c.pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 c.life.send_modify(|l| l.exit_code = code);
@@ -654,11 +664,45 @@ impl Containers {
             l.exit_code = exit.exit_code;
             l.running = false;
         });
-        if record.host_config.auto_remove
-            && let Err(e) = self.remove_inner(&c.id, true).await
-        {
-            tracing::warn!("auto-remove of {}: {}", c.id, e.message);
+        if record.host_config.auto_remove {
+            if let Err(e) = self.remove_inner(&c.id, true).await {
+                tracing::warn!("auto-remove of {}: {}", c.id, e.message);
+            }
+        } else if should_restart(&record, exit.exit_code) {
+            self.schedule_restart(c.clone(), record.restart_count);
         }
+    }
+
+    /// Starts `c` again after a back-off (100 ms doubling per restart, at most ~50 s), unless
+    /// a user stops or removes it meanwhile.
+    fn schedule_restart(self: &Arc<Self>, c: Arc<Container>, count: i64) {
+        {
+            let mut r = c.rec();
+            r.state.restarting = true;
+            r.state.status = "restarting".into();
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let delay = Duration::from_millis(100u64 << count.clamp(0, 9));
+            tokio::time::sleep(delay).await;
+            let go = !c.rec().has_been_manually_stopped && !c.life.borrow().removed;
+            let settle = |c: &Container| {
+                let mut r = c.rec();
+                r.state.restarting = false;
+                if r.state.status == "restarting" {
+                    r.state.status = "exited".into();
+                }
+            };
+            if !go {
+                settle(&c);
+                return;
+            }
+            c.rec().restart_count += 1;
+            if let Err(e) = this.start_inner(&c, false).await {
+                settle(&c);
+                tracing::warn!("restarting {}: {}", c.id, e.message);
+            }
+        });
     }
 
     /// `POST /containers/{id}/attach`: resolves the container now (404 before the upgrade);
@@ -722,7 +766,9 @@ impl Containers {
     /// `POST /containers/{id}/stop`. NotModified when not running.
     pub async fn stop(self: &Arc<Self>, name_or_id: &str, timeout: Option<i64>) -> Result<()> {
         let c = self.find(name_or_id)?;
+        c.rec().has_been_manually_stopped = true;
         let _op = c.op.lock().await;
+        let _ = self.save(&c);
         if !c.rec().state.running {
             return Err(CategorizedError::new(
                 Category::NotModified,
@@ -803,6 +849,10 @@ impl Containers {
                     c.id
                 ),
             ));
+        }
+        if matches!(signal, libc::SIGKILL | libc::SIGTERM | libc::SIGINT) {
+            c.rec().has_been_manually_stopped = true;
+            let _ = self.save(&c);
         }
         shim::call(&self.state_dir(&c.id), Request::Kill { signal, all: false }).await
     }
@@ -960,7 +1010,6 @@ impl Containers {
                 self.stop_locked(&c, timeout).await?;
             }
         }
-        c.rec().restart_count += 1;
         self.start(&c.id).await
     }
 
@@ -1144,6 +1193,25 @@ impl Containers {
         let containers: Vec<Arc<Container>> = self.idx().by_id.values().cloned().collect();
         for c in containers {
             if !c.rec().state.running {
+                let (policy, manual) = {
+                    let r = c.rec();
+                    (
+                        r.host_config
+                            .restart_policy
+                            .as_ref()
+                            .map(|p| p.name.clone())
+                            .unwrap_or_default(),
+                        r.has_been_manually_stopped,
+                    )
+                };
+                if policy == "always" || (policy == "unless-stopped" && !manual) {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = this.start_inner(&c, false).await {
+                            tracing::warn!("restarting {} at start-up: {}", c.id, e.message);
+                        }
+                    });
+                }
                 continue;
             }
             let state_dir = self.state_dir(&c.id);
@@ -1169,6 +1237,24 @@ impl Containers {
                 }
             }
         }
+    }
+}
+
+/// Whether the restart policy asks for another run after an exit with `code`.
+fn should_restart(r: &ContainerRecord, code: i32) -> bool {
+    if r.has_been_manually_stopped {
+        return false;
+    }
+    let Some(policy) = &r.host_config.restart_policy else {
+        return false;
+    };
+    match policy.name.as_str() {
+        "always" | "unless-stopped" => true,
+        "on-failure" => {
+            code != 0
+                && (policy.maximum_retry_count == 0 || r.restart_count < policy.maximum_retry_count)
+        }
+        _ => false,
     }
 }
 
