@@ -826,3 +826,114 @@ fn restart_policies() {
     );
     env.ok(&["rm", "-f", "flaky", "always"]);
 }
+
+#[test]
+fn create_options_reach_the_container() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let host_dir = env.daemon.dir.path().join("shared");
+    std::fs::create_dir(&host_dir).expect("dir");
+    std::fs::write(host_dir.join("f"), "from host\n").expect("file");
+    let bind = format!("{}:/data:ro", host_dir.display());
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(args);
+        let out = env.docker(&all);
+        (text(&out.stdout), text(&out.stderr), out.status.code())
+    };
+    let (out, err, _) = run(&["-v", &bind, "busybox", "cat", "/data/f"]);
+    assert_eq!(out, "from host\n", "{err}");
+    let (_, err, code) = run(&["-v", &bind, "busybox", "touch", "/data/g"]);
+    assert_ne!(code, Some(0), "a :ro bind is writable: {err}");
+    let mount = format!("type=bind,source={},target=/m", host_dir.display());
+    let (out, err, _) = run(&["--mount", &mount, "busybox", "cat", "/m/f"]);
+    assert_eq!(out, "from host\n", "{err}");
+    let (out, err, _) = run(&[
+        "--tmpfs",
+        "/scratch",
+        "--read-only",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /scratch/x && echo tmpfs-ok; touch /root-file 2>/dev/null || echo ro-ok",
+    ]);
+    assert_eq!(out, "tmpfs-ok\nro-ok\n", "{err}");
+    let (out, err, _) = run(&[
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "--hostname",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $(pwd) $(id -u):$(id -g) $(hostname) $(cat /etc/hostname)",
+    ]);
+    assert_eq!(out, "1 /tmp 1000:1000 box box\n", "{err}");
+    let (out, err, _) = run(&["--entrypoint", "echo", "busybox", "via", "entrypoint"]);
+    assert_eq!(out, "via entrypoint\n", "{err}");
+    let (out, err, _) = run(&[
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /sys/class/net",
+    ]);
+    assert_eq!(out, "lo\n", "{err}");
+    let (out, err, _) = run(&[
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(out, "67108864\n50\n", "{err}");
+    let (out, err, _) = run(&["busybox", "sh", "-c", "grep Cap[EB] /proc/self/status"]);
+    assert!(
+        out.contains("00000000a80425fb"),
+        "Docker's default capabilities: {out} {err}"
+    );
+}
+
+#[test]
+fn attach_to_a_running_container_and_log_options() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "busybox",
+        "sh",
+        "-c",
+        "echo early; sleep 1; echo late; exit 9",
+    ]);
+    let out = env.docker(&["attach", "late"]);
+    assert_eq!(text(&out.stdout), "late\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(9));
+    let stamped = env.ok(&["logs", "--timestamps", "late"]);
+    let lines: Vec<&str> = stamped.lines().collect();
+    assert_eq!(lines.len(), 2, "{stamped}");
+    assert!(
+        lines[0].ends_with("Z early") && lines[0].starts_with("20"),
+        "{stamped}"
+    );
+    let since = lines[1].split(' ').next().expect("timestamp");
+    assert_eq!(env.ok(&["logs", "--since", since, "late"]), "late\n");
+    assert_eq!(env.ok(&["logs", "--until", since, "late"]), "early\n");
+    let out = env.docker(&["logs", "nosuch"]);
+    assert!(text(&out.stderr).contains("No such container: nosuch"));
+    env.ok(&["rm", "late"]);
+}
