@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::error::ParseError;
 use crate::instruction::Instruction;
+use crate::mount::check_from;
 use crate::scope::{BuildArgs, Scope};
 use crate::shell::Lexer;
 use crate::stage::{Dockerfile, Stage};
@@ -126,12 +127,16 @@ fn stage_sources(df: &Dockerfile, stage: &Stage) -> Result<Vec<StageRef>, ParseE
     let mut out = Vec::new();
     for step in &stage.steps {
         let err = |m: String| ParseError::new(&df.file, step.line, step.end_line, m);
-        let froms: Vec<&str> = match &step.instruction {
-            Instruction::Copy(c) => c.from.as_deref().into_iter().collect(),
-            Instruction::Run(r) => r.mounts.iter().filter_map(|m| m.from.as_deref()).collect(),
+        let froms: Vec<String> = match &step.instruction {
+            Instruction::Copy(c) => c.from.iter().cloned().collect(),
+            Instruction::Run(r) => r
+                .mount_specs
+                .iter()
+                .filter_map(|spec| check_from(spec).ok().flatten())
+                .collect(),
             _ => Vec::new(),
         };
-        for from in froms {
+        for from in &froms {
             let r = resolve_from(df, stage, from).map_err(err)?;
             if !out.contains(&r) {
                 out.push(r);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::duration::parse_go_duration;
 use crate::flags::{Flags, Kind};
-use crate::mount::{Mount, parse_mount};
+use crate::mount::{Mount, check_from, parse_mount};
 use crate::parser::{Heredoc, Node, parse_heredoc_word};
 
 /// A command given in exec form (`["a","b"]`) or shell form (`a b`).
@@ -84,7 +84,10 @@ pub struct Run {
     pub command: CommandLine,
     /// Heredoc bodies, in the order their markers appear.
     pub heredocs: Vec<Heredoc>,
-    /// `--mount=` specs.
+    /// The `--mount=` values as written.
+    pub mount_specs: Vec<String>,
+    /// The mounts, parsed. Before [`crate::Scope::step`] this holds only the specs without
+    /// `$` (taken literally); after it, every spec with its values expanded.
     pub mounts: Vec<Mount>,
     /// `--network=`.
     pub network: Option<NetworkMode>,
@@ -355,11 +358,14 @@ fn parse_run(node: &Node) -> Result<Run, String> {
         ("security", Kind::Str),
     ];
     let flags = Flags::parse(&node.flags, &spec)?;
-    let mounts = flags
-        .strings("mount")
-        .iter()
-        .map(|m| parse_mount(m))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mount_specs = flags.strings("mount");
+    let mut mounts = Vec::new();
+    for spec in &mount_specs {
+        check_from(spec)?;
+        if !spec.contains('$') {
+            mounts.push(parse_mount(spec, &|v| Ok(v.to_string()))?);
+        }
+    }
     let network = match flags.string("network").as_deref() {
         None => None,
         Some("default") => Some(NetworkMode::Default),
@@ -377,6 +383,7 @@ fn parse_run(node: &Node) -> Result<Run, String> {
     Ok(Run {
         command: CommandLine::from_node(node),
         heredocs: node.heredocs.clone(),
+        mount_specs,
         mounts,
         network,
         security,

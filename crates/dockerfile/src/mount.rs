@@ -1,4 +1,8 @@
 //! `RUN --mount=…` specs (BuildKit syntax): `type=cache,target=/root/.cache,id=x,sharing=locked`.
+//!
+//! As in BuildKit, a spec is checked twice: when the Dockerfile is parsed only `from=` is looked
+//! at (it may not use variables); the full parse happens when the step runs, after each value
+//! has been expanded with the stage's variables ([`crate::Scope::step`]).
 
 /// What a RUN mount provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +19,19 @@ pub enum MountType {
     Ssh,
 }
 
+impl MountType {
+    /// The name used in specs and messages (`cache`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MountType::Bind => "bind",
+            MountType::Cache => "cache",
+            MountType::Tmpfs => "tmpfs",
+            MountType::Secret => "secret",
+            MountType::Ssh => "ssh",
+        }
+    }
+}
+
 /// How concurrent builds share one cache mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sharing {
@@ -26,10 +43,10 @@ pub enum Sharing {
     Locked,
 }
 
-/// One `--mount` of a RUN, fields unexpanded (the builder expands them with the stage's scope).
+/// One `--mount` of a RUN, values expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
-    /// `type=`.
+    /// `type=` (default `bind`).
     pub kind: MountType,
     /// `target=` / `dst=` / `destination=`.
     pub target: Option<String>,
@@ -37,19 +54,19 @@ pub struct Mount {
     pub source: Option<String>,
     /// `from=`: a stage name or index, or an image.
     pub from: Option<String>,
-    /// `readonly`/`ro` (bind defaults to read-only), `rw`/`readwrite` clears it.
+    /// Read-only: `ro`/`rw` if given, else true for bind, secret and ssh.
     pub readonly: bool,
     /// `id=` (cache, secret, ssh).
     pub id: Option<String>,
-    /// `sharing=` (cache).
-    pub sharing: Sharing,
-    /// `mode=` in octal.
+    /// `sharing=` (cache only; `None` means shared).
+    pub sharing: Option<Sharing>,
+    /// `mode=` in octal (cache, secret, ssh).
     pub mode: Option<u32>,
-    /// `uid=`.
+    /// `uid=` (cache, secret, ssh).
     pub uid: Option<u32>,
-    /// `gid=`.
+    /// `gid=` (cache, secret, ssh).
     pub gid: Option<u32>,
-    /// `size=` (tmpfs), as written.
+    /// `size=` (tmpfs), as written (`64m`).
     pub size: Option<String>,
     /// `required` (secret, ssh).
     pub required: bool,
@@ -57,112 +74,205 @@ pub struct Mount {
     pub env: Option<String>,
 }
 
-/// Parses one `--mount` value.
-pub(crate) fn parse_mount(spec: &str) -> Result<Mount, String> {
-    let fields = csv_fields(spec)?;
-    let kind = mount_type(&fields)?;
-    let mut m = Mount {
-        kind,
-        target: None,
-        source: None,
-        from: None,
-        readonly: kind == MountType::Bind,
-        id: None,
-        sharing: Sharing::Shared,
-        mode: None,
-        uid: None,
-        gid: None,
-        size: None,
-        required: false,
-        env: None,
-    };
-    for field in &fields {
-        apply_field(&mut m, field, spec)?;
+impl Mount {
+    fn new() -> Mount {
+        Mount {
+            kind: MountType::Bind,
+            target: None,
+            source: None,
+            from: None,
+            readonly: false,
+            id: None,
+            sharing: None,
+            mode: None,
+            uid: None,
+            gid: None,
+            size: None,
+            required: false,
+            env: None,
+        }
     }
-    if m.target.is_none() && matches!(kind, MountType::Bind | MountType::Cache | MountType::Tmpfs) {
-        return Err(format!("mount type {} requires a target", type_name(kind)));
+}
+
+/// The parse-time check: `from=` may not contain a variable (a `$` anywhere but at the end).
+/// Returns the `from=` value, if any.
+pub(crate) fn check_from(spec: &str) -> Result<Option<String>, String> {
+    let mut from = None;
+    for field in csv_fields(spec)? {
+        if let Some((key, value)) = field.split_once('=')
+            && key.eq_ignore_ascii_case("from")
+        {
+            if value.find('$').is_some_and(|i| i + 1 != value.len()) {
+                return Err(
+                    "'from' doesn't support variable expansion, define alias stage instead".into(),
+                );
+            }
+            from = Some(value.to_string());
+        }
+    }
+    Ok(from)
+}
+
+/// Parses one `--mount` value, passing every `key=value` value through `expand` first.
+pub(crate) fn parse_mount(
+    spec: &str,
+    expand: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Mount, String> {
+    let mut m = Mount::new();
+    let mut ro_auto = true;
+    for field in csv_fields(spec)? {
+        let Some((key, value)) = field.split_once('=') else {
+            flag_field(&mut m, &field, &mut ro_auto)?;
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        let value = expand(value)?;
+        apply(&mut m, &key, value, &field, &mut ro_auto)?;
+    }
+    validate(&m)?;
+    if ro_auto {
+        m.readonly = !matches!(m.kind, MountType::Cache | MountType::Tmpfs);
     }
     Ok(m)
 }
 
-fn type_name(kind: MountType) -> &'static str {
-    match kind {
-        MountType::Bind => "bind",
-        MountType::Cache => "cache",
-        MountType::Tmpfs => "tmpfs",
-        MountType::Secret => "secret",
-        MountType::Ssh => "ssh",
+/// A bare word: `ro`, `rw`, `required`.
+fn flag_field(m: &mut Mount, field: &str, ro_auto: &mut bool) -> Result<(), String> {
+    match field.to_ascii_lowercase().as_str() {
+        "readonly" | "ro" => (m.readonly, *ro_auto) = (true, false),
+        "readwrite" | "rw" => (m.readonly, *ro_auto) = (false, false),
+        "required" => m.required = required_allowed(m, "required")?,
+        _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+    }
+    Ok(())
+}
+
+fn required_allowed(m: &Mount, key: &str) -> Result<bool, String> {
+    if matches!(m.kind, MountType::Secret | MountType::Ssh) {
+        Ok(true)
+    } else {
+        Err(format!(
+            "unexpected key '{key}' for mount type '{}'",
+            m.kind.as_str()
+        ))
     }
 }
 
-fn mount_type(fields: &[String]) -> Result<MountType, String> {
-    let typ = fields
-        .iter()
-        .filter_map(|f| f.split_once('='))
-        .filter(|(k, _)| k.eq_ignore_ascii_case("type"))
-        .map(|(_, v)| v)
-        .next_back()
-        .unwrap_or("bind");
-    Ok(match typ {
+fn apply(
+    m: &mut Mount,
+    key: &str,
+    value: String,
+    field: &str,
+    ro_auto: &mut bool,
+) -> Result<(), String> {
+    let invalid = || format!("invalid value for {key}: {value}");
+    match key {
+        "type" => m.kind = mount_type(&value)?,
+        "from" => m.from = Some(value),
+        "source" | "src" => m.source = Some(value),
+        "target" | "dst" | "destination" => m.target = Some(value),
+        "readonly" | "ro" => {
+            m.readonly = go_bool(&value).ok_or_else(invalid)?;
+            *ro_auto = false;
+        }
+        "readwrite" | "rw" => {
+            m.readonly = !go_bool(&value).ok_or_else(invalid)?;
+            *ro_auto = false;
+        }
+        "required" => {
+            required_allowed(m, key)?;
+            m.required = go_bool(&value).ok_or_else(invalid)?;
+        }
+        "size" if m.kind == MountType::Tmpfs => m.size = Some(value),
+        "size" => {
+            let kind = m.kind.as_str();
+            return Err(format!("unexpected key 'size' for mount type '{kind}'"));
+        }
+        "id" => m.id = Some(value),
+        "sharing" => m.sharing = Some(sharing(&value)?),
+        "mode" => {
+            let mode = u32::from_str_radix(&value, 8);
+            m.mode = Some(mode.map_err(|_| format!("invalid value {value} for mode"))?);
+        }
+        "uid" => {
+            m.uid = Some(
+                value
+                    .parse()
+                    .map_err(|_| format!("invalid value {value} for uid"))?,
+            )
+        }
+        "gid" => {
+            m.gid = Some(
+                value
+                    .parse()
+                    .map_err(|_| format!("invalid value {value} for gid"))?,
+            )
+        }
+        "env" => m.env = Some(value),
+        _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+    }
+    Ok(())
+}
+
+/// BuildKit's consistency rules between fields.
+fn validate(m: &Mount) -> Result<(), String> {
+    let kind = m.kind.as_str();
+    if !matches!(
+        m.kind,
+        MountType::Secret | MountType::Ssh | MountType::Cache
+    ) {
+        for (name, set) in [
+            ("mode", m.mode.is_some()),
+            ("uid", m.uid.is_some()),
+            ("gid", m.gid.is_some()),
+        ] {
+            if set {
+                return Err(format!("{name} not allowed for {kind:?} type mounts"));
+            }
+        }
+    }
+    if m.kind == MountType::Secret {
+        if m.from.is_some() {
+            return Err("secret mount should not have a from".into());
+        }
+        if m.sharing.is_some() {
+            return Err("secret mount should not define sharing".into());
+        }
+        if m.source.is_none() && m.target.is_none() && m.id.is_none() {
+            return Err("invalid secret mount. one of source, target required".into());
+        }
+        if m.source.is_some() && m.id.is_some() {
+            return Err("both source and id can't be set".into());
+        }
+    }
+    if m.sharing.is_some() && m.kind != MountType::Cache {
+        return Err(format!("invalid cache sharing set for {kind} mount"));
+    }
+    Ok(())
+}
+
+/// Go's `strconv.ParseBool`.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn mount_type(v: &str) -> Result<MountType, String> {
+    Ok(match v.to_ascii_lowercase().as_str() {
         "bind" => MountType::Bind,
         "cache" => MountType::Cache,
         "tmpfs" => MountType::Tmpfs,
         "secret" => MountType::Secret,
         "ssh" => MountType::Ssh,
-        other => return Err(format!("unsupported mount type {other:?}")),
+        _ => return Err(format!("unsupported mount type {v:?}")),
     })
 }
 
-fn apply_field(m: &mut Mount, field: &str, spec: &str) -> Result<(), String> {
-    let (key, value) = match field.split_once('=') {
-        Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
-        None => (field.to_ascii_lowercase(), None),
-    };
-    let val = || {
-        value
-            .map(str::to_string)
-            .ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"))
-    };
-    match key.as_str() {
-        "type" => {}
-        "readonly" | "ro" => m.readonly = parse_bool(value, field)?,
-        "readwrite" | "rw" => m.readonly = !parse_bool(value, field)?,
-        "required" => m.required = parse_bool(value, field)?,
-        "target" | "dst" | "destination" => m.target = Some(val()?),
-        "source" | "src" => m.source = Some(val()?),
-        "from" => m.from = Some(val()?),
-        "id" => m.id = Some(val()?),
-        "env" => m.env = Some(val()?),
-        "size" => m.size = Some(val()?),
-        "sharing" => m.sharing = sharing(&val()?)?,
-        "mode" => {
-            let v = val()?;
-            m.mode = Some(u32::from_str_radix(&v, 8).map_err(|_| format!("invalid mode {v:?}"))?);
-        }
-        "uid" | "gid" => {
-            let v = val()?;
-            let n = v.parse().map_err(|_| format!("invalid {key} {v:?}"))?;
-            if key == "uid" {
-                m.uid = Some(n)
-            } else {
-                m.gid = Some(n)
-            }
-        }
-        _ => return Err(format!("unexpected key '{key}' in '{spec}'")),
-    }
-    Ok(())
-}
-
-fn parse_bool(value: Option<&str>, field: &str) -> Result<bool, String> {
-    match value.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("true") | Some("1") => Ok(true),
-        Some("false") | Some("0") => Ok(false),
-        Some(_) => Err(format!("invalid value for {field}")),
-    }
-}
-
 fn sharing(v: &str) -> Result<Sharing, String> {
-    match v {
+    match v.to_ascii_lowercase().as_str() {
         "shared" => Ok(Sharing::Shared),
         "private" => Ok(Sharing::Private),
         "locked" => Ok(Sharing::Locked),
@@ -171,7 +281,7 @@ fn sharing(v: &str) -> Result<Sharing, String> {
 }
 
 /// Splits a CSV record (the format BuildKit reads mount specs with): commas separate fields,
-/// double quotes protect commas, `""` inside quotes is one quote.
+/// a field may be double-quoted, `""` inside quotes is one quote.
 fn csv_fields(spec: &str) -> Result<Vec<String>, String> {
     let mut fields = Vec::new();
     let mut cur = String::new();
@@ -194,8 +304,5 @@ fn csv_fields(spec: &str) -> Result<Vec<String>, String> {
         ));
     }
     fields.push(cur);
-    Ok(fields
-        .into_iter()
-        .filter(|f| !f.trim().is_empty())
-        .collect())
+    Ok(fields.into_iter().filter(|f| !f.is_empty()).collect())
 }

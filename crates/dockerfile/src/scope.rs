@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::ParseError;
 use crate::instruction::{ArgDecl, Copy, From, Instruction, KeyValue, Run};
-use crate::mount::Mount;
+use crate::mount::parse_mount;
 use crate::shell::{Env, ExpandError, Lexer};
 use crate::stage::{Dockerfile, Step};
 
@@ -362,22 +362,14 @@ impl Scope {
         Ok(out)
     }
 
+    /// RUN: only `--mount` values are expanded (the shell expands the command itself).
     fn run(&self, r: &Run) -> Result<Run, ExpandError> {
+        let expand = |v: &str| self.word(v).map_err(|e| e.0);
         let mounts = r
-            .mounts
+            .mount_specs
             .iter()
-            .map(|m| {
-                Ok(Mount {
-                    target: self.opt(&m.target)?,
-                    source: self.opt(&m.source)?,
-                    from: self.opt(&m.from)?,
-                    id: self.opt(&m.id)?,
-                    env: self.opt(&m.env)?,
-                    size: self.opt(&m.size)?,
-                    ..m.clone()
-                })
-            })
-            .collect::<Result<_, ExpandError>>()?;
+            .map(|spec| parse_mount(spec, &expand).map_err(ExpandError))
+            .collect::<Result<_, _>>()?;
         Ok(Run {
             mounts,
             ..r.clone()

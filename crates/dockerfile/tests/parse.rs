@@ -110,6 +110,7 @@ fn run_shell(s: &str) -> berth_dockerfile::Run {
     berth_dockerfile::Run {
         command: shell(s),
         heredocs: vec![],
+        mount_specs: vec![],
         mounts: vec![],
         network: None,
         security: None,
@@ -427,30 +428,67 @@ fn run_flags_and_mounts() {
         (m[0].kind, m[0].target.as_deref(), m[0].id.as_deref()),
         (MountType::Cache, Some("/root/.cache"), Some("pip"))
     );
-    assert_eq!(m[0].sharing, Sharing::Locked);
+    assert_eq!(m[0].sharing, Some(Sharing::Locked));
+    assert!(!m[0].readonly);
     assert_eq!(
         (m[1].kind, m[1].from.as_deref(), m[1].readonly),
         (MountType::Bind, Some("build"), false)
     );
     assert_eq!(m[1].target.as_deref(), Some("/s"));
-    assert_eq!(m[2].kind, MountType::Tmpfs);
-    assert!(m[3].required && m[3].kind == MountType::Secret);
+    assert_eq!((m[2].kind, m[2].readonly), (MountType::Tmpfs, false));
+    assert!(m[3].required && m[3].kind == MountType::Secret && m[3].readonly);
     for (line, msg) in [
         (
             "RUN --mount=type=nope,target=/x a",
             "unsupported mount type \"nope\"",
         ),
         (
-            "RUN --mount=type=cache a",
-            "mount type cache requires a target",
-        ),
-        (
             "RUN --mount=target=/x,bogus=1 a",
-            "unexpected key 'bogus' in 'target=/x,bogus=1'",
+            "unexpected key 'bogus' in 'bogus=1'",
         ),
         (
             "RUN --mount=type=cache,target=/x,sharing=all a",
             "unsupported sharing value \"all\"",
+        ),
+        (
+            "RUN --mount=target=/x,sharing=locked a",
+            "invalid cache sharing set for bind mount",
+        ),
+        (
+            "RUN --mount=target=/x,required a",
+            "unexpected key 'required' for mount type 'bind'",
+        ),
+        (
+            "RUN --mount=target=/x,uid=1 a",
+            "uid not allowed for \"bind\" type mounts",
+        ),
+        (
+            "RUN --mount=type=cache,target=/x,mode=9 a",
+            "invalid value 9 for mode",
+        ),
+        (
+            "RUN --mount=target=/x,ro=maybe a",
+            "invalid value for ro: maybe",
+        ),
+        (
+            "RUN --mount=target=/x,size=1m a",
+            "unexpected key 'size' for mount type 'bind'",
+        ),
+        (
+            "RUN --mount=type=secret,id=a,from=b a",
+            "secret mount should not have a from",
+        ),
+        (
+            "RUN --mount=type=secret a",
+            "invalid secret mount. one of source, target required",
+        ),
+        (
+            "RUN --mount=target=/x,from=$STAGE a",
+            "'from' doesn't support variable expansion, define alias stage instead",
+        ),
+        (
+            "RUN --mount=target a",
+            "invalid field 'target' must be a key=value pair",
         ),
         (
             "RUN --network=bridge2 a",

@@ -368,3 +368,34 @@ fn predefined_args_are_never_unused() {
     }
     assert!(!is_predefined_arg("VERSION"));
 }
+
+#[test]
+fn mount_values_expand_when_the_step_runs() {
+    let src = "FROM x\nARG T=cache D=/root/.cache\nRUN --mount=type=$T,target=$D,id=${T}-1 --mount=type=bind,target=/b make\n";
+    let df = parse(src);
+    let Instruction::Run(parsed) = &df.stages[0].steps[1].instruction else {
+        panic!()
+    };
+    // Before expansion only the spec without variables is parsed.
+    assert_eq!(parsed.mount_specs.len(), 2);
+    assert_eq!(parsed.mounts.len(), 1);
+    let r = run(src, &args(&[]));
+    let Instruction::Run(run) = &r[0].0[1] else {
+        panic!()
+    };
+    let m = &run.mounts[0];
+    assert_eq!(m.kind, berth_dockerfile::MountType::Cache);
+    assert_eq!(
+        (m.target.as_deref(), m.id.as_deref()),
+        (Some("/root/.cache"), Some("cache-1"))
+    );
+    assert!(run.mounts[1].readonly);
+
+    let df = parse("FROM x\nRUN --mount=type=${T:-nope},target=/x a\n");
+    let mut scope = Scope::global(&df, &args(&[])).unwrap().for_stage(&[]);
+    let e = scope.step(&df.file, &df.stages[0].steps[0]).unwrap_err();
+    assert_eq!(
+        (e.line, e.message.as_str()),
+        (2, "unsupported mount type \"nope\"")
+    );
+}
