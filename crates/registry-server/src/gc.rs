@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use berth_content::Digest;
 
 use crate::manifest::{self, MAX_MANIFEST_SIZE, Reference};
-use crate::storage::{Links, open_store};
+use crate::storage::{Links, open_staging, open_store};
 use crate::{OpenError, Registry, open_lock};
 
 /// Upload sessions untouched for this long are abandoned (distribution purges after a week).
@@ -65,7 +65,13 @@ pub fn collect(root: &Path, dry_run: bool) -> Result<Report, GcError> {
         }
         report.removed.push(digest);
     }
-    report.stale_uploads = purge_stale_uploads(&store, &links, dry_run)?;
+    let staging = open_staging(root)?;
+    report.stale_uploads = purge_stale_uploads(&staging, &links, dry_run)?;
+    if !dry_run {
+        // Served-store ingests belong to single requests (monolithic uploads, manifests);
+        // with no server running, any left are from a crash.
+        store.cleanup_ingests(Duration::ZERO)?;
+    }
     if !dry_run {
         for name in links.repositories()? {
             for digest in &report.removed {
@@ -97,7 +103,7 @@ fn mark(store: &berth_content::ContentStore, links: &Links) -> Result<BTreeSet<D
 }
 
 fn purge_stale_uploads(
-    store: &berth_content::ContentStore,
+    staging: &berth_content::ContentStore,
     links: &Links,
     dry_run: bool,
 ) -> Result<Vec<String>, GcError> {
@@ -109,15 +115,18 @@ fn purge_stale_uploads(
                 continue;
             }
             if !dry_run {
-                store.abort(&Registry::ingest_ref(&id))?;
+                staging.abort(&Registry::ingest_ref(&id))?;
                 links.remove_upload(&name, &id)?;
             }
             purged.push(format!("{name}/{id}"));
         }
     }
     if !dry_run {
-        // Ingests of monolithic uploads whose server died mid-body have no session.
-        store.cleanup_ingests(STALE_UPLOAD_AGE)?;
+        // Leftovers of a crash between verifying a staged blob and promoting it.
+        for digest in staging.list()? {
+            staging.delete(&digest)?;
+        }
+        staging.cleanup_ingests(STALE_UPLOAD_AGE)?;
     }
     Ok(purged)
 }

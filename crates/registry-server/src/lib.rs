@@ -45,6 +45,8 @@ pub struct Options {
 #[derive(Debug)]
 pub struct Registry {
     store: ContentStore,
+    /// Where upload sessions write; see [`storage::open_staging`].
+    staging: ContentStore,
     links: storage::Links,
     options: Options,
     /// Open upload writers by session id, kept between `PATCH`es so that a chunk does not
@@ -79,12 +81,14 @@ impl Registry {
     /// Opens (creating) a registry root.
     pub fn open(root: &Path, options: Options) -> Result<Arc<Self>, OpenError> {
         let store = storage::open_store(root)?;
+        let staging = storage::open_staging(root)?;
         let lock = open_lock(root)?;
         if lock.try_lock_shared().is_err() {
             return Err(OpenError::Locked(root.to_owned()));
         }
         Ok(Arc::new(Registry {
             store,
+            staging,
             links: storage::Links::new(root),
             options,
             sessions: Mutex::new(HashMap::new()),

@@ -7,6 +7,7 @@
 //! <root>/repositories/<name>/_manifests/tags/<tag>               tag → manifest digest
 //! <root>/repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  descriptor JSON of a referrer
 //! <root>/repositories/<name>/_uploads/<id>                       an open upload session
+//! <root>/staging/{ingest,blobs}/…   upload sessions' bytes, verified, then promoted
 //! ```
 //!
 //! Repository path components never start with `_`, so these names cannot collide with a
@@ -376,4 +377,32 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 /// The content store of a registry root.
 pub fn open_store(root: &Path) -> Result<ContentStore, berth_content::ContentError> {
     ContentStore::open(root)
+}
+
+/// The staging store of a registry root (`<root>/staging`), never served: chunked uploads
+/// are written and verified there, because the digest they must match is only known at
+/// their last request.
+pub fn open_staging(root: &Path) -> Result<ContentStore, berth_content::ContentError> {
+    ContentStore::open(root.join("staging"))
+}
+
+/// Moves a verified blob from the staging store into the served one without ever replacing
+/// a blob there (a hard link is atomic and fails if the name exists: the same verified
+/// bytes are already in place), then drops the staged name.
+pub fn promote(staging: &ContentStore, store: &ContentStore, digest: &Digest) -> io::Result<()> {
+    let staged = staging.blob_path(digest);
+    let target = store.blob_path(digest);
+    let dir = target
+        .parent()
+        .ok_or_else(|| io::Error::other("blob path without parent"))?;
+    create_dirs(dir)?;
+    match fs::hard_link(&staged, &target) {
+        Ok(()) => sync_parent(&target)?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        // A concurrent upload of the same bytes committed to the same staged name and
+        // promoted it first.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && target.is_file() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    remove(&staged).map(drop)
 }

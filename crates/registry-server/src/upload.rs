@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use axum::body::Body;
-use berth_content::{Digest, Writer};
+use berth_content::Writer;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
@@ -70,24 +70,15 @@ pub(crate) async fn stream_into(writer: Writer, body: Body) -> Result<(Writer, u
 }
 
 impl Registry {
-    /// The writer of an upload session: the open one, or its ingest reopened (re-hashing
-    /// what it holds). With `expected`, the writer is always reopened so that it verifies
-    /// that digest at commit.
-    pub(crate) async fn take_writer(
-        self: &Arc<Self>,
-        id: &str,
-        expected: Option<Digest>,
-    ) -> Result<Writer> {
-        let open = self.lock_sessions().remove(id);
-        if let Some(writer) = open {
-            if expected.is_none() {
-                return Ok(writer);
-            }
-            drop(writer); // releases the ingest lock for the reopen below
+    /// The writer of an upload session (in the staging store): the open one, or its ingest
+    /// reopened, re-hashing what it holds.
+    pub(crate) async fn take_writer(self: &Arc<Self>, id: &str) -> Result<Writer> {
+        if let Some(writer) = self.lock_sessions().remove(id) {
+            return Ok(writer);
         }
         let registry = Arc::clone(self);
         let ingest_ref = Registry::ingest_ref(id);
-        blocking(move || Ok(registry.store.writer_for_ref(&ingest_ref, expected, None)?)).await
+        blocking(move || Ok(registry.staging.writer_for_ref(&ingest_ref, None, None)?)).await
     }
 
     /// Keeps a session's writer open for its next request. Abandoned sessions would pin a

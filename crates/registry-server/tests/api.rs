@@ -197,7 +197,7 @@ async fn digest_mismatch_stores_nothing() -> Result<()> {
         );
         assert!(!s.dir.path().join("blobs/sha256").join(d.hex()).exists());
     }
-    assert_eq!(std::fs::read_dir(s.dir.path().join("ingest"))?.count(), 0);
+    assert_nothing_left(s.dir.path())?;
 
     let r = s
         .request(
@@ -207,6 +207,15 @@ async fn digest_mismatch_stores_nothing() -> Result<()> {
         .send()
         .await?;
     assert_eq!(error_code(r).await?, "DIGEST_INVALID");
+    Ok(())
+}
+
+/// No partial writes in either store, and no verified blob waiting in staging.
+fn assert_nothing_left(root: &std::path::Path) -> Result<()> {
+    for dir in ["ingest", "staging/ingest", "staging/blobs/sha256"] {
+        let left: Vec<_> = std::fs::read_dir(root.join(dir))?.collect();
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
     Ok(())
 }
 
@@ -667,7 +676,7 @@ async fn concurrent_pushes_of_one_blob_are_safe() -> Result<()> {
             .await?;
         assert!(got.as_ref() == data.as_slice(), "{repo}");
     }
-    assert_eq!(std::fs::read_dir(s.dir.path().join("ingest"))?.count(), 0);
+    assert_nothing_left(s.dir.path())?;
     Ok(())
 }
 

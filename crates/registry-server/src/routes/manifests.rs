@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_content::Digest;
+use futures_util::StreamExt;
 use serde_json::json;
 
 use super::{DOCKER_CONTENT_DIGEST, OCI_SUBJECT, Req, delete_guard, parse_digest, set};
@@ -92,16 +93,8 @@ pub(super) async fn put(
         )
         .with_status(StatusCode::PAYLOAD_TOO_LARGE)
     };
-    let announced = req
-        .header(&header::CONTENT_LENGTH)
-        .and_then(|v| v.parse::<usize>().ok());
-    if announced.is_some_and(|n| n > MAX_MANIFEST_SIZE) {
-        return Err(too_large());
-    }
     let content_type = req.header(&header::CONTENT_TYPE).map(str::to_owned);
-    let body = axum::body::to_bytes(req.body, MAX_MANIFEST_SIZE)
-        .await
-        .map_err(|_| too_large())?;
+    let body = read_limited(req.body).await?.ok_or_else(too_large)?;
     let parsed = manifest::parse(&body, content_type.as_deref())?;
     let algorithm = match &target {
         Target::Digest(d) => d.algorithm(),
@@ -136,6 +129,30 @@ pub(super) async fn put(
         set(&mut response, OCI_SUBJECT, &subject.to_string());
     }
     Ok(response)
+}
+
+/// Past the manifest limit, this much more is read and thrown away before answering, so
+/// that a client still sending gets the 413 rather than a reset connection.
+const DRAIN_LIMIT: usize = 16 << 20;
+
+/// Reads a manifest body; `None` when it is over [`MAX_MANIFEST_SIZE`].
+async fn read_limited(body: axum::body::Body) -> Result<Option<Vec<u8>>> {
+    let mut frames = body.into_data_stream();
+    let mut data = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = frames.next().await {
+        let frame = frame.map_err(|e| {
+            RegistryError::new(Code::ManifestInvalid, "request body failed").detail(e.to_string())
+        })?;
+        seen = seen.saturating_add(frame.len());
+        if seen > MAX_MANIFEST_SIZE + DRAIN_LIMIT {
+            break;
+        }
+        if seen <= MAX_MANIFEST_SIZE {
+            data.extend_from_slice(&frame);
+        }
+    }
+    Ok((seen <= MAX_MANIFEST_SIZE).then_some(data))
 }
 
 /// Checks the references, then stores the bytes, the revision, the referrer and the tag, in

@@ -91,9 +91,35 @@ async fn commit_and_link(reg: &Arc<Registry>, name: &RepoName, writer: Writer) -
     .await
 }
 
+/// Verifies a session's bytes in the staging store, then promotes them to a served blob
+/// only if they match the digest the client named; otherwise they are dropped.
+async fn publish_session(
+    reg: &Arc<Registry>,
+    name: &RepoName,
+    writer: Writer,
+    expected: &Digest,
+) -> Result<()> {
+    let (reg, name, expected) = (Arc::clone(reg), name.clone(), expected.clone());
+    blocking(move || {
+        let actual = writer.commit()?;
+        if actual != expected {
+            let _ = reg.staging.delete(&actual); // already gone if a twin upload took it
+            return Err(berth_content::ContentError::DigestMismatch { expected, actual }.into());
+        }
+        crate::storage::promote(&reg.staging, &reg.store, &actual)?;
+        if !reg.store.exists(&actual) {
+            return Err(RegistryError::internal(format!(
+                "blob {actual} vanished while being published"
+            )));
+        }
+        Ok(reg.links.link_blob(&name, &actual)?)
+    })
+    .await
+}
+
 pub(super) async fn status(reg: Arc<Registry>, name: RepoName, id: String) -> Result<Response> {
     session_exists(&reg, &name, &id).await?;
-    let writer = reg.take_writer(&id, None).await?;
+    let writer = reg.take_writer(&id).await?;
     let offset = writer.offset();
     reg.put_writer(&id, writer);
     Ok(upload_progress(StatusCode::NO_CONTENT, &name, &id, offset))
@@ -106,7 +132,7 @@ pub(super) async fn patch(
     req: Req,
 ) -> Result<Response> {
     session_exists(&reg, &name, &id).await?;
-    let writer = reg.take_writer(&id, None).await?;
+    let writer = reg.take_writer(&id).await?;
     let expected_len = match check_content_range(&req, writer.offset()) {
         Ok(len) => len,
         Err(e) => {
@@ -142,10 +168,10 @@ pub(super) async fn finish(
             "the digest query parameter is required",
         )
     })?)?;
-    let writer = reg.take_writer(&id, Some(digest.clone())).await?;
+    let writer = reg.take_writer(&id).await?;
     check_content_range(&req, writer.offset())?;
     let (writer, _) = stream_into(writer, req.body).await?;
-    let committed = commit_and_link(&reg, &name, writer).await;
+    let committed = publish_session(&reg, &name, writer, &digest).await;
     // Verified and stored, or thrown away on a mismatch: the session is over either way.
     close_session(&reg, &name, &id).await?;
     committed?;
@@ -179,7 +205,7 @@ async fn close_session(reg: &Arc<Registry>, name: &RepoName, id: &str) -> Result
     reg.forget_writer(id);
     let (reg, name, id) = (Arc::clone(reg), name.clone(), id.to_owned());
     blocking(move || {
-        reg.store.abort(&Registry::ingest_ref(&id))?;
+        reg.staging.abort(&Registry::ingest_ref(&id))?;
         Ok(reg.links.remove_upload(&name, &id)?)
     })
     .await
