@@ -937,3 +937,34 @@ fn attach_to_a_running_container_and_log_options() {
     assert!(text(&out.stderr).contains("No such container: nosuch"));
     env.ok(&["rm", "late"]);
 }
+
+#[test]
+fn a_stopped_container_starts_again_after_a_reboot_wiped_the_exec_root() {
+    if !usable() {
+        return;
+    }
+    let mut env = Env::new();
+    let id = env
+        .ok(&["run", "-d", "--name", "boot", "busybox", "echo", "again"])
+        .trim()
+        .to_owned();
+    assert_eq!(env.ok(&["wait", "boot"]), "0\n");
+    let (status, log) = env.daemon.terminate();
+    assert_eq!(status, Some(0), "{}", tail(&log));
+    kill_leftover_shims(env.daemon.dir.path());
+    let placeholder = tempfile::tempdir().expect("tempdir");
+    let dir = std::mem::replace(&mut env.daemon.dir, placeholder);
+    // What a reboot does: the exec root (a tmpfs) is empty and nothing is mounted.
+    let rootfs = dir.path().join(format!("data/containers/{id}/rootfs"));
+    let umount = Command::new("umount")
+        .arg(&rootfs)
+        .status()
+        .expect("umount");
+    assert!(umount.success());
+    std::fs::remove_dir_all(dir.path().join("exec")).expect("remove the exec root");
+    env.daemon = Daemon::start_in(dir, &[]);
+    let out = env.docker(&["start", "-a", "boot"]);
+    assert_eq!(text(&out.stdout), "again\n", "{}", text(&out.stderr));
+    assert_eq!(env.ok(&["logs", "boot"]), "again\nagain\n");
+    env.ok(&["rm", "boot"]);
+}

@@ -391,19 +391,7 @@ impl Containers {
         host: &HostConfig,
         cleanup: &mut files::Cleanup,
     ) -> Result<ContainerRecord> {
-        let mut spec_cfg = files::spec_config(config, host)?;
-        if let Some(image) = image {
-            let img = berth_spec::ImageConfig {
-                user: image.user.clone(),
-                env: image.env.clone().unwrap_or_default(),
-                cmd: image.cmd.clone().unwrap_or_default(),
-                entrypoint: image.entrypoint.clone().unwrap_or_default(),
-                working_dir: image.working_dir.clone(),
-                stop_signal: image.stop_signal.clone(),
-                labels: image.labels.clone().unwrap_or_default(),
-            };
-            berth_spec::merge_image_config(&img, &mut spec_cfg);
-        }
+        let spec_cfg = merged_spec_config(config, host, image)?;
         let args: Vec<String> = spec_cfg
             .entrypoint
             .clone()
@@ -436,19 +424,8 @@ impl Containers {
             .map_err(|e| sys("mount the root filesystem", e))?;
         cleanup.mounts.push(rootfs.clone());
         let etc = files::write_etc_files(&dir, &config.hostname, &host.network_mode)?;
-        let mut ctx = berth_spec::RuntimeContext::new(id, &rootfs);
-        ctx.hostname = config.hostname.clone();
-        ctx.hostname_path = Some(etc.hostname.clone());
-        ctx.hosts_path = Some(etc.hosts.clone());
-        ctx.resolv_conf_path = Some(etc.resolv_conf.clone());
-        ctx.network = files::network_namespace(&host.network_mode)?;
-        let spec = berth_spec::generate(&spec_cfg, &ctx, &berth_spec::NoVolumes)
-            .map_err(|e| CategorizedError::from_error(&e))?;
-        let bundle = self.bundle_dir(id);
-        files::create_dir(&bundle)?;
-        cleanup.dirs.push(bundle.clone());
-        let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| sys("encode the spec", e))?;
-        files::write_atomic(&bundle.join("config.json"), &spec_json)?;
+        cleanup.dirs.push(self.bundle_dir(id));
+        self.write_bundle(id, &config.hostname, &host.network_mode, &spec_cfg, &etc)?;
         let mut graph = BTreeMap::new();
         graph.insert("MergedDir".to_owned(), rootfs.display().to_string());
         if let berth_snapshot::Mount::Overlay {
@@ -487,6 +464,54 @@ impl Containers {
         };
         files::write_record(&dir.join(files::RECORD_NAME), &record)?;
         Ok(record)
+    }
+
+    /// Generates the OCI spec and writes the bundle (at create, and at start when the exec
+    /// root was wiped, as by a reboot). The root filesystem must be mounted.
+    fn write_bundle(
+        &self,
+        id: &str,
+        hostname: &str,
+        network_mode: &str,
+        spec_cfg: &berth_spec::ContainerConfig,
+        etc: &files::EtcFiles,
+    ) -> Result<()> {
+        let mut ctx = berth_spec::RuntimeContext::new(id, self.rootfs_dir(id));
+        ctx.hostname = hostname.to_owned();
+        ctx.hostname_path = Some(etc.hostname.clone());
+        ctx.hosts_path = Some(etc.hosts.clone());
+        ctx.resolv_conf_path = Some(etc.resolv_conf.clone());
+        ctx.network = files::network_namespace(network_mode)?;
+        let spec = berth_spec::generate(spec_cfg, &ctx, &berth_spec::NoVolumes)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        let bundle = self.bundle_dir(id);
+        files::create_dir(&bundle)?;
+        let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| sys("encode the spec", e))?;
+        files::write_atomic(&bundle.join("config.json"), &spec_json)
+    }
+
+    /// Rewrites a missing bundle from the record and the image's config.
+    fn rewrite_bundle(&self, record: &ContainerRecord) -> Result<()> {
+        let image_id = berth_reference::ImageId::parse(&record.image)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        let image = self
+            .images
+            .config(&image_id)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        let spec_cfg =
+            merged_spec_config(&record.config, &record.host_config, image.config.as_ref())?;
+        let etc = files::EtcFiles {
+            hostname: PathBuf::from(&record.hostname_path),
+            hosts: PathBuf::from(&record.hosts_path),
+            resolv_conf: PathBuf::from(&record.resolv_conf_path),
+        };
+        self.write_bundle(
+            &record.id,
+            &record.config.hostname,
+            &record.host_config.network_mode,
+            &spec_cfg,
+            &etc,
+        )
     }
 
     /// `POST /containers/{id}/start`. NotModified when already running.
@@ -567,6 +592,13 @@ impl Containers {
             mount
                 .mount(&rootfs)
                 .map_err(|e| sys("mount the root filesystem", e))?;
+        }
+        if !self.bundle_dir(&id).join("config.json").exists() {
+            let record = c.snapshot();
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.rewrite_bundle(&record))
+                .await
+                .map_err(|e| sys("bundle task", e))??;
         }
         let (tty, stdin, stdin_once, log_path) = {
             let r = c.rec();
@@ -1238,6 +1270,28 @@ impl Containers {
             }
         }
     }
+}
+
+/// The spec crate's input: the container's config with the image's merged under it.
+fn merged_spec_config(
+    config: &Config,
+    host: &HostConfig,
+    image: Option<&berth_image::ContainerConfig>,
+) -> Result<berth_spec::ContainerConfig> {
+    let mut spec_cfg = files::spec_config(config, host)?;
+    if let Some(image) = image {
+        let img = berth_spec::ImageConfig {
+            user: image.user.clone(),
+            env: image.env.clone().unwrap_or_default(),
+            cmd: image.cmd.clone().unwrap_or_default(),
+            entrypoint: image.entrypoint.clone().unwrap_or_default(),
+            working_dir: image.working_dir.clone(),
+            stop_signal: image.stop_signal.clone(),
+            labels: image.labels.clone().unwrap_or_default(),
+        };
+        berth_spec::merge_image_config(&img, &mut spec_cfg);
+    }
+    Ok(spec_cfg)
 }
 
 /// Whether the restart policy asks for another run after an exit with `code`.
