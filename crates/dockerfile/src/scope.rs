@@ -289,7 +289,6 @@ impl Scope {
 
     fn word(&self, w: &str) -> Result<String, ExpandError> {
         self.expand(w)
-            .map_err(|e| ExpandError(format!("failed to process {w:?}: {}", e.0)))
     }
 
     fn opt(&self, w: &Option<String>) -> Result<Option<String>, ExpandError> {
@@ -338,8 +337,8 @@ impl Scope {
         })
     }
 
-    /// COPY/ADD: sources, destination, `--chown`, `--chmod`, `--checksum`, `--exclude` and
-    /// heredoc bodies are expanded; `--from` never is (Docker rejects variables there).
+    /// COPY/ADD: sources, destination, `--chown`, `--chmod`, `--checksum` and heredoc bodies
+    /// are expanded; `--exclude` is not, and `--from` never is (Docker rejects variables there).
     fn copy(&self, c: &Copy) -> Result<Copy, ExpandError> {
         let mut out = Copy {
             sources: self.list(&c.sources)?,
@@ -347,7 +346,6 @@ impl Scope {
             chown: self.opt(&c.chown)?,
             chmod: self.opt(&c.chmod)?,
             checksum: self.opt(&c.checksum)?,
-            exclude: self.list(&c.exclude)?,
             ..c.clone()
         };
         for src in &mut out.inline {

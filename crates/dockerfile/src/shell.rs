@@ -95,17 +95,20 @@ impl Lexer {
 
     /// Expands `word` as one word: blanks are kept, quotes removed.
     pub fn expand_word(&self, word: &str, env: &dyn Env) -> Result<String, ExpandError> {
-        self.state(word, env)
-            .process(None, self.raw_escapes)
-            .map(|(s, _)| s)
+        self.run(word, env).map(|(s, _)| s)
     }
 
     /// Expands `word` and splits it into words at unquoted blanks, including blanks that come
     /// from variable values (Docker's `ProcessWords`, used for EXPOSE).
     pub fn expand_words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, ExpandError> {
+        self.run(word, env).map(|(_, w)| w.finish())
+    }
+
+    /// Every error names the word, as BuildKit's `failed to process "…": …`.
+    fn run(&self, word: &str, env: &dyn Env) -> Result<(String, Words), ExpandError> {
         self.state(word, env)
             .process(None, self.raw_escapes)
-            .map(|(_, w)| w.finish())
+            .map_err(|e| ExpandError(format!("failed to process {word:?}: {}", e.0)))
     }
 
     fn state<'a>(&'a self, word: &str, env: &'a dyn Env) -> State<'a> {

@@ -117,7 +117,7 @@ fn errors() {
     ];
     for (input, want) in cases {
         let e = Lexer::new('\\').expand_word(input, &env()).unwrap_err();
-        assert_eq!(e.0, want, "{input}");
+        assert_eq!(e.0, format!("failed to process {input:?}: {want}"));
     }
 }
 
@@ -153,12 +153,15 @@ fn keep_unset_and_raw() {
 fn nesting_and_size_are_bounded() {
     let deep = format!("{}x{}", "${u:-".repeat(200), "}".repeat(200));
     let e = Lexer::new('\\').expand_word(&deep, &env()).unwrap_err();
-    assert_eq!(e.0, "variable substitutions are nested too deeply");
+    assert!(e.0.ends_with(": variable substitutions are nested too deeply"));
     let ok_deep = format!("{}x{}", "${u:-".repeat(30), "}".repeat(30));
     assert_eq!(Lexer::new('\\').expand_word(&ok_deep, &env()).unwrap(), "x");
 
     let mut big = env();
     big.insert("big".into(), "b".repeat(600_000));
     let e = Lexer::new('\\').expand_word("$big$big", &big).unwrap_err();
-    assert_eq!(e.0, "expanded value is too long");
+    assert_eq!(
+        e.0,
+        "failed to process \"$big$big\": expanded value is too long"
+    );
 }

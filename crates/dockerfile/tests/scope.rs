@@ -308,7 +308,11 @@ fn bad_from_references() {
             3,
             "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
         ),
-        ("FROM ${X:?nobase}\n", 1, "X: nobase"),
+        (
+            "FROM ${X:?nobase}\n",
+            1,
+            "failed to process \"${X:?nobase}\": X: nobase",
+        ),
     ] {
         let df = parse(src);
         let e = StageGraph::build(&df, &args(&[])).unwrap_err();
