@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use berth_registry_server::{Htpasswd, Options, Registry, gc};
 use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
 
 /// berth's registry server.
 #[derive(Parser, Debug)]
@@ -123,9 +124,12 @@ fn serve(
                 None => berth_registry_server::serve(listener, registry).await,
             }
         };
+        let mut terminate = signal(SignalKind::terminate())?;
+        // Uploads cut short by a stop stay resumable: their sessions live on disk.
         tokio::select! {
             served = served => served.context("serve"),
             _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = terminate.recv() => Ok(()),
         }
     })
 }
