@@ -968,3 +968,51 @@ fn a_stopped_container_starts_again_after_a_reboot_wiped_the_exec_root() {
     assert_eq!(env.ok(&["logs", "boot"]), "again\nagain\n");
     env.ok(&["rm", "boot"]);
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Not a check: prints timings and memory (`cargo test -- --ignored --nocapture measure`).
+#[test]
+#[ignore]
+fn measure_run_latency_and_memory() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["run", "--rm", "busybox", "true"]);
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        env.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    eprintln!("docker run --rm busybox true: median {:?}", times[5]);
+    eprintln!("daemon RSS idle: {} KiB", rss_kib(env.daemon.child.id()));
+    for i in 0..10 {
+        env.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("m{i}"),
+            "busybox",
+            "sleep",
+            "60",
+        ]);
+    }
+    let shims = shims_of(env.daemon.dir.path());
+    let total: u64 = shims.iter().map(|p| rss_kib(*p as u32)).sum();
+    eprintln!(
+        "{} shims, mean RSS {} KiB; daemon RSS {} KiB",
+        shims.len(),
+        total / shims.len().max(1) as u64,
+        rss_kib(env.daemon.child.id())
+    );
+}
