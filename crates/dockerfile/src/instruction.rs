@@ -637,16 +637,20 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
     })
 }
 
-/// A health duration: empty is zero; otherwise at least 1ms (Docker's minimum).
+/// A health duration: empty or zero is zero (inherit); otherwise at least 1ms, Docker's
+/// minimum (negative values fail the same check).
 fn interval(flags: &Flags, name: &str) -> Result<Duration, String> {
     let Some(value) = flags.string(name) else {
         return Ok(Duration::ZERO);
     };
-    let d = parse_go_duration(&value)?;
-    if !d.is_zero() && d < Duration::from_millis(1) {
-        return Err(format!("Interval {name:?} cannot be less than 1ms"));
+    let nanos = parse_go_duration(&value)?;
+    if nanos == 0 {
+        return Ok(Duration::ZERO);
     }
-    Ok(d)
+    match u64::try_from(nanos) {
+        Ok(n) if n >= 1_000_000 => Ok(Duration::from_nanos(n)),
+        _ => Err(format!("Interval {name:?} cannot be less than 1ms")),
+    }
 }
 
 fn retries(flags: &Flags) -> Result<u32, String> {

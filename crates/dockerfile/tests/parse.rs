@@ -647,6 +647,10 @@ fn healthcheck_forms() {
             "Interval \"timeout\" cannot be less than 1ms",
         ),
         (
+            "HEALTHCHECK --interval=-5s CMD x",
+            "Interval \"interval\" cannot be less than 1ms",
+        ),
+        (
             "HEALTHCHECK --retries=-1 CMD x",
             "--retries cannot be negative (-1)",
         ),
