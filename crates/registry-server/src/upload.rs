@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use axum::body::Body;
-use berth_content::Writer;
+use berth_content::{Algorithm, Digest, Writer};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
@@ -71,14 +71,31 @@ pub(crate) async fn stream_into(writer: Writer, body: Body) -> Result<(Writer, u
 
 impl Registry {
     /// The writer of an upload session (in the staging store): the open one, or its ingest
-    /// reopened, re-hashing what it holds.
-    pub(crate) async fn take_writer(self: &Arc<Self>, id: &str) -> Result<Writer> {
-        if let Some(writer) = self.lock_sessions().remove(id) {
-            return Ok(writer);
+    /// reopened, re-hashing what it holds. Sessions hash with SHA-256 as bytes arrive; when
+    /// the last request names a digest of another algorithm, the ingest is re-hashed with it.
+    pub(crate) async fn take_writer(
+        self: &Arc<Self>,
+        id: &str,
+        expected: Option<&Digest>,
+    ) -> Result<Writer> {
+        let rehash_as = expected
+            .filter(|d| d.algorithm() != Algorithm::Sha256)
+            .cloned();
+        let open = self.lock_sessions().remove(id);
+        if let Some(writer) = open {
+            if rehash_as.is_none() {
+                return Ok(writer);
+            }
+            drop(writer); // releases the ingest lock for the reopen below
         }
         let registry = Arc::clone(self);
         let ingest_ref = Registry::ingest_ref(id);
-        blocking(move || Ok(registry.staging.writer_for_ref(&ingest_ref, None, None)?)).await
+        blocking(move || {
+            Ok(registry
+                .staging
+                .writer_for_ref(&ingest_ref, rehash_as, None)?)
+        })
+        .await
     }
 
     /// Keeps a session's writer open for its next request. Abandoned sessions would pin a

@@ -929,3 +929,85 @@ async fn docker_schema2_manifest_round_trip() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sha512_blobs_monolithic_and_chunked() -> Result<()> {
+    let s = Server::start(options(false)).await?;
+    let sha512 = |data: &[u8]| {
+        let mut h = berth_content::Algorithm::Sha512.hasher();
+        h.update(data);
+        h.finish()
+    };
+    let digest = sha512(b"sha512 content");
+    let r = s
+        .request(
+            Method::POST,
+            &format!("/v2/x/blobs/uploads/?digest={digest}"),
+        )
+        .body("sha512 content")
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.get(&format!("/v2/x/blobs/{digest}"))
+            .await?
+            .text()
+            .await?,
+        "sha512 content"
+    );
+
+    let r = s
+        .request(Method::POST, "/v2/x/blobs/uploads/")
+        .send()
+        .await?;
+    let location = header(&r, "location");
+    s.request(Method::PATCH, &location)
+        .body("chunked ")
+        .send()
+        .await?;
+    let digest = sha512(b"chunked sha512");
+    let r = s
+        .request(Method::PUT, &format!("{location}?digest={digest}"))
+        .body("sha512")
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.get(&format!("/v2/x/blobs/{digest}"))
+            .await?
+            .text()
+            .await?,
+        "chunked sha512"
+    );
+
+    // And a mismatch under sha512 is still refused.
+    let r = s
+        .request(Method::POST, "/v2/x/blobs/uploads/")
+        .send()
+        .await?;
+    let location = header(&r, "location");
+    let r = s
+        .request(Method::PUT, &format!("{location}?digest={digest}"))
+        .body("other")
+        .send()
+        .await?;
+    assert_eq!(error_code(r).await?, "DIGEST_INVALID");
+    assert_nothing_left(s.dir.path())?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_blob() -> Result<()> {
+    let s = Server::start(options(false)).await?;
+    let digest = s.push_blob("x", b"").await?;
+    let r = s.get(&format!("/v2/x/blobs/{digest}")).await?;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-length"), "0");
+    let r = s
+        .request(Method::GET, &format!("/v2/x/blobs/{digest}"))
+        .header("range", "bytes=0-")
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    Ok(())
+}

@@ -119,7 +119,7 @@ async fn publish_session(
 
 pub(super) async fn status(reg: Arc<Registry>, name: RepoName, id: String) -> Result<Response> {
     session_exists(&reg, &name, &id).await?;
-    let writer = reg.take_writer(&id).await?;
+    let writer = reg.take_writer(&id, None).await?;
     let offset = writer.offset();
     reg.put_writer(&id, writer);
     Ok(upload_progress(StatusCode::NO_CONTENT, &name, &id, offset))
@@ -132,7 +132,7 @@ pub(super) async fn patch(
     req: Req,
 ) -> Result<Response> {
     session_exists(&reg, &name, &id).await?;
-    let writer = reg.take_writer(&id).await?;
+    let writer = reg.take_writer(&id, None).await?;
     let expected_len = match check_content_range(&req, writer.offset()) {
         Ok(len) => len,
         Err(e) => {
@@ -168,7 +168,7 @@ pub(super) async fn finish(
             "the digest query parameter is required",
         )
     })?)?;
-    let writer = reg.take_writer(&id).await?;
+    let writer = reg.take_writer(&id, Some(&digest)).await?;
     check_content_range(&req, writer.offset())?;
     let (writer, _) = stream_into(writer, req.body).await?;
     let committed = publish_session(&reg, &name, writer, &digest).await;
