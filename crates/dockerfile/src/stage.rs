@@ -101,6 +101,11 @@ impl Dockerfile {
         Ok(())
     }
 
+    /// The stages in file order (never empty).
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
     /// The stage named `name` (case-insensitive; the last one if the name repeats).
     pub fn stage_by_name(&self, name: &str) -> Option<&Stage> {
         self.stages.iter().rev().find(|s| {

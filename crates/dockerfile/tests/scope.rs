@@ -403,3 +403,60 @@ fn mount_values_expand_when_the_step_runs() {
         (2, "unsupported mount type \"nope\"")
     );
 }
+
+/// A realistic multi-stage file, driven the way the builder will drive it.
+#[test]
+fn walkthrough_of_a_realistic_dockerfile() {
+    let src = r#"# syntax=docker/dockerfile:1
+ARG GO_VERSION=1.22
+FROM golang:${GO_VERSION}-alpine AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod \
+    go mod download
+COPY . .
+ARG VERSION=dev
+RUN go build -ldflags "-X main.version=${VERSION}" -o /out/app .
+
+FROM alpine:3.20
+RUN apk add --no-cache ca-certificates
+COPY --from=build /out/app /usr/local/bin/app
+ENV APP_HOME=/srv/app PATH=/usr/local/bin:$PATH
+USER 65534:65534
+EXPOSE 8080
+HEALTHCHECK --interval=30s CMD ["app", "health"]
+ENTRYPOINT ["app"]
+CMD ["serve"]
+"#;
+    let df = parse(src);
+    assert_eq!(df.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
+    let ba = args(&[("VERSION", "1.2.3")]);
+    let graph = StageGraph::build(&df, &ba).unwrap();
+    let target = df.target(None).unwrap().index;
+    assert_eq!(graph.waves(target), vec![vec![0], vec![1]]);
+
+    let global = Scope::global(&df, &ba).unwrap();
+    let base = global.expand_from(&df.stages()[0].from).unwrap();
+    assert_eq!(base.image, "golang:1.22-alpine");
+
+    let mut build = global.for_stage(&[]);
+    for step in &df.stages()[0].steps {
+        build.step(&df.file, step).unwrap();
+    }
+    assert_eq!(build.args(), pairs(&[("VERSION", "1.2.3")]));
+
+    let mut fin = global.for_stage(&pairs(&[("PATH", "/usr/bin:/bin")]));
+    let out: Vec<Instruction> = df.stages()[1]
+        .steps
+        .iter()
+        .map(|s| fin.step(&df.file, s).unwrap())
+        .collect();
+    assert_eq!(
+        env_of(&fin),
+        pairs(&[
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            ("APP_HOME", "/srv/app")
+        ])
+    );
+    assert_eq!(out[3], Instruction::User("65534:65534".into()));
+}
