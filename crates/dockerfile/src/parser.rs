@@ -162,7 +162,11 @@ pub(crate) fn parse(file: &str, src: &[u8]) -> Result<Parsed, ParseError> {
     let text = String::from_utf8_lossy(src);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    if let Some(n) = lines.iter().position(|l| l.len() > limits::MAX_LINE_BYTES) {
+    // Docker's line scanner holds 64 KiB including the newline.
+    if let Some(n) = lines
+        .iter()
+        .position(|l| l.len() > limits::MAX_LINE_BYTES + 1)
+    {
         let msg = format!(
             "dockerfile line greater than max allowed size of {}",
             limits::MAX_LINE_BYTES

@@ -687,7 +687,9 @@ fn unknown_instruction_has_line_number() {
 
 #[test]
 fn limits() {
-    let long = format!("FROM x\nRUN {}\n", "a".repeat(70_000));
+    let fits = format!("FROM x\nRUN {}\n", "a".repeat(65_535 - 4));
+    assert_eq!(parse(&fits).stages[0].steps.len(), 1);
+    let long = format!("FROM x\nRUN {}\n", "a".repeat(65_535 - 3));
     assert_eq!(
         err(&long).message,
         "dockerfile line greater than max allowed size of 65535"
