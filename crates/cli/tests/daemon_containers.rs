@@ -1016,3 +1016,58 @@ fn measure_run_latency_and_memory() {
         rss_kib(env.daemon.child.id())
     );
 }
+
+fn keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn inspect_and_list_have_the_golden_fields() {
+    if !usable() {
+        return;
+    }
+    let golden = |name: &str| -> serde_json::Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/reference/golden")
+            .join(name);
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("golden file")).expect("JSON");
+        if v.is_array() { v[0].clone() } else { v }
+    };
+    if !Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/reference/golden")
+        .exists()
+    {
+        eprintln!("skipped: no golden files");
+        return;
+    }
+    let env = Env::new();
+    env.ok(&["run", "-d", "--name", "gold", "busybox", "sleep", "30"]);
+    let ours: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "gold"])).expect("inspect JSON");
+    let ours = &ours[0];
+    let want = golden("container-inspect.json");
+    assert_eq!(keys(ours), keys(&want));
+    let mut state = keys(&want["State"]);
+    state.remove("Health");
+    assert_eq!(keys(&ours["State"]), state);
+    let mut config = keys(&want["Config"]);
+    config.remove("Healthcheck");
+    config.remove("ExposedPorts");
+    let mut got = keys(&ours["Config"]);
+    got.remove("ExposedPorts");
+    got.remove("StopSignal");
+    got.remove("StopTimeout");
+    assert_eq!(got, config);
+    assert_eq!(ours["Config"]["Cmd"], serde_json::json!(["sleep", "30"]));
+    let list: serde_json::Value = {
+        let response = env
+            .daemon
+            .http("GET /v1.41/containers/json HTTP/1.1\r\nHost: x\r\n\r\n");
+        response.json()
+    };
+    assert_eq!(keys(&list[0]), keys(&golden("containers-list.json")));
+    env.ok(&["rm", "-f", "gold"]);
+}

@@ -645,6 +645,7 @@ fn inspect_json(r: &ContainerRecord) -> Value {
     let mut config = serde_json::to_value(&r.config).unwrap_or(json!({}));
     if let Some(c) = config.as_object_mut() {
         c.insert("Volumes".into(), Value::Null);
+        c.insert("OnBuild".into(), Value::Null);
         if c.get("StopSignal").is_some_and(Value::is_null) {
             c.remove("StopSignal");
         }

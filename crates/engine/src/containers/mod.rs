@@ -403,6 +403,24 @@ impl Containers {
         let Some((path, rest)) = args.split_first() else {
             return Err(invalid("No command specified"));
         };
+        // Inspect shows the config with the image's defaults merged in, as Docker's does.
+        config.env = Some(spec_cfg.env.clone()).filter(|e| !e.is_empty());
+        if config.cmd.as_ref().is_none_or(Vec::is_empty) && !spec_cfg.cmd.is_empty() {
+            config.cmd = Some(spec_cfg.cmd.clone());
+        }
+        if config.entrypoint.is_none() {
+            config.entrypoint = spec_cfg.entrypoint.clone().filter(|e| !e.is_empty());
+        }
+        if config.working_dir.is_empty() {
+            config.working_dir = spec_cfg.working_dir.clone();
+        }
+        if config.user.is_empty() {
+            config.user = spec_cfg.user.clone();
+        }
+        if config.stop_signal.as_deref().is_none_or(str::is_empty) {
+            config.stop_signal = spec_cfg.stop_signal.clone();
+        }
+        config.labels = Some(spec_cfg.labels.clone());
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_owned();
         }
