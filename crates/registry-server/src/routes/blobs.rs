@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use berth_content::Digest;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -24,27 +25,7 @@ pub(super) async fn get(
     req: Req,
 ) -> Result<Response> {
     let digest = parse_digest(digest)?;
-    let unknown = || {
-        RegistryError::new(Code::BlobUnknown, "blob unknown to registry").detail(digest.to_string())
-    };
-    let (file, size) = {
-        let digest = digest.clone();
-        blocking(move || {
-            if !reg.links.has_blob(&name, &digest) {
-                return Ok(None);
-            }
-            match reg.store.get(&digest) {
-                Ok(file) => {
-                    let size = file.metadata()?.len();
-                    Ok(Some((file, size)))
-                }
-                Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await?
-        .ok_or_else(unknown)?
-    };
+    let (file, size) = open_linked(reg, name, digest.clone()).await?;
     let range = match req.header(&header::RANGE) {
         None => None,
         Some(spec) => match parse_range(spec, size) {
@@ -56,20 +37,14 @@ pub(super) async fn get(
     let mut response = if req.method == axum::http::Method::HEAD {
         StatusCode::OK.into_response()
     } else {
-        (
-            StatusCode::OK,
-            Body::from_stream(read_stream(file, start, len).await?),
-        )
-            .into_response()
+        let body = Body::from_stream(read_stream(file, start, len).await?);
+        (StatusCode::OK, body).into_response()
     };
     if range.is_some() {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         let end = (start + len).saturating_sub(1);
-        set(
-            &mut response,
-            header::CONTENT_RANGE,
-            &format!("bytes {start}-{end}/{size}"),
-        );
+        let content_range = format!("bytes {start}-{end}/{size}");
+        set(&mut response, header::CONTENT_RANGE, &content_range);
     }
     set(&mut response, header::CONTENT_LENGTH, &len.to_string());
     set(
@@ -81,6 +56,32 @@ pub(super) async fn get(
     set(&mut response, DOCKER_CONTENT_DIGEST, &digest.to_string());
     set(&mut response, header::ETAG, &format!("\"{digest}\""));
     Ok(response)
+}
+
+/// Opens a blob the repository links, with its size; `BLOB_UNKNOWN` otherwise.
+async fn open_linked(
+    reg: Arc<Registry>,
+    name: RepoName,
+    digest: Digest,
+) -> Result<(std::fs::File, u64)> {
+    blocking(move || {
+        let unknown = || {
+            RegistryError::new(Code::BlobUnknown, "blob unknown to registry")
+                .detail(digest.to_string())
+        };
+        if !reg.links.has_blob(&name, &digest) {
+            return Err(unknown());
+        }
+        match reg.store.get(&digest) {
+            Ok(file) => {
+                let size = file.metadata()?.len();
+                Ok((file, size))
+            }
+            Err(e) if e.is_not_found() => Err(unknown()),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }
 
 fn unsatisfiable(size: u64) -> Response {

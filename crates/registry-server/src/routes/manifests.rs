@@ -96,22 +96,7 @@ pub(super) async fn put(
     let content_type = req.header(&header::CONTENT_TYPE).map(str::to_owned);
     let body = read_limited(req.body).await?.ok_or_else(too_large)?;
     let parsed = manifest::parse(&body, content_type.as_deref())?;
-    let algorithm = match &target {
-        Target::Digest(d) => d.algorithm(),
-        Target::Tag(_) => berth_content::Algorithm::Sha256,
-    };
-    let mut hasher = algorithm.hasher();
-    hasher.update(&body);
-    let digest = hasher.finish();
-    if let Target::Digest(d) = &target
-        && d != &digest
-    {
-        return Err(RegistryError::new(
-            Code::DigestInvalid,
-            "manifest digest does not match its content",
-        )
-        .detail(d.to_string()));
-    }
+    let digest = digest_for(&target, &body)?;
     let subject = parsed.subject.clone();
     {
         let (digest, name) = (digest.clone(), name.clone());
@@ -129,6 +114,26 @@ pub(super) async fn put(
         set(&mut response, OCI_SUBJECT, &subject.to_string());
     }
     Ok(response)
+}
+
+/// The manifest's digest, in the algorithm of the digest it is pushed by (SHA-256 for a
+/// tag), which must match it.
+fn digest_for(target: &Target, body: &[u8]) -> Result<Digest> {
+    let algorithm = match target {
+        Target::Digest(d) => d.algorithm(),
+        Target::Tag(_) => berth_content::Algorithm::Sha256,
+    };
+    let mut hasher = algorithm.hasher();
+    hasher.update(body);
+    let digest = hasher.finish();
+    match target {
+        Target::Digest(d) if *d != digest => Err(RegistryError::new(
+            Code::DigestInvalid,
+            "manifest digest does not match its content",
+        )
+        .detail(d.to_string())),
+        _ => Ok(digest),
+    }
 }
 
 /// Past the manifest limit, this much more is read and thrown away before answering, so
