@@ -93,6 +93,8 @@ pub struct Run {
     pub network: Option<NetworkMode>,
     /// `--security=insecure|sandbox`.
     pub security: Option<String>,
+    /// `--device=` values (CDI device requests), as written.
+    pub devices: Vec<String>,
 }
 
 /// What a RUN executes once its heredocs are resolved (BuildKit's rules).
@@ -356,6 +358,7 @@ fn parse_run(node: &Node) -> Result<Run, String> {
         ("mount", Kind::Strings),
         ("network", Kind::Str),
         ("security", Kind::Str),
+        ("device", Kind::Strings),
     ];
     let flags = Flags::parse(&node.flags, &spec)?;
     let mount_specs = flags.strings("mount");
@@ -371,14 +374,14 @@ fn parse_run(node: &Node) -> Result<Run, String> {
         Some("default") => Some(NetworkMode::Default),
         Some("none") => Some(NetworkMode::None),
         Some("host") => Some(NetworkMode::Host),
-        Some(other) => return Err(format!("unsupported network mode {other:?}")),
+        Some(other) => return Err(format!("invalid network mode {other:?}")),
     };
     let security = flags.string("security");
     if let Some(s) = &security
         && s != "insecure"
         && s != "sandbox"
     {
-        return Err(format!("unsupported security mode {s:?}"));
+        return Err(format!("security {s:?} is not valid"));
     }
     Ok(Run {
         command: CommandLine::from_node(node),
@@ -387,6 +390,7 @@ fn parse_run(node: &Node) -> Result<Run, String> {
         mounts,
         network,
         security,
+        devices: flags.strings("device"),
     })
 }
 

@@ -114,6 +114,7 @@ fn run_shell(s: &str) -> berth_dockerfile::Run {
         mounts: vec![],
         network: None,
         security: None,
+        devices: vec![],
     }
 }
 
@@ -492,7 +493,7 @@ fn run_flags_and_mounts() {
         ),
         (
             "RUN --network=bridge2 a",
-            "unsupported network mode \"bridge2\"",
+            "invalid network mode \"bridge2\"",
         ),
         ("RUN --foo a", "unknown flag: --foo"),
     ] {
@@ -797,5 +798,20 @@ fn json_copy_heredoc_marker_is_an_empty_inline_file() {
     assert_eq!(
         err("FROM x\nCOPY [\"a\", \"<<EOF\"]\n").message,
         "COPY cannot accept a heredoc as a destination"
+    );
+}
+
+#[test]
+fn run_security_and_device_flags() {
+    let Instruction::Run(r) =
+        one("RUN --device=vendor.com/gpu=all --network=host --security=sandbox x")
+    else {
+        panic!()
+    };
+    assert_eq!(r.devices, ["vendor.com/gpu=all"]);
+    assert_eq!(r.network, Some(NetworkMode::Host));
+    assert_eq!(
+        err("FROM x\nRUN --security=root x\n").message,
+        "security \"root\" is not valid"
     );
 }
