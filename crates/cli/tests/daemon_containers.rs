@@ -995,6 +995,9 @@ fn measure_run_latency_and_memory() {
     }
     times.sort();
     eprintln!("docker run --rm busybox true: median {:?}", times[5]);
+    if std::env::var_os("BERTH_MEASURE_LOG").is_some() {
+        eprintln!("{}", tail(&env.daemon.log()));
+    }
     eprintln!("daemon RSS idle: {} KiB", rss_kib(env.daemon.child.id()));
     for i in 0..10 {
         env.ok(&[

@@ -52,6 +52,22 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     })
 }
 
+/// tmp → rename, without fsync: for files the engine regenerates when they are lost (the
+/// container's `/etc` files, the bundle), where a crash may leave the old or the new one.
+pub(crate) fn write_replace(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    fs::write(&tmp, data)
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            sys("write", path, e)
+        })
+}
+
 pub(crate) fn write_record(path: &Path, record: &ContainerRecord) -> Result<()> {
     let data = serde_json::to_vec(record).map_err(|e| sys("encode", path, e))?;
     write_atomic(path, &data)
@@ -129,13 +145,13 @@ pub(crate) fn write_etc_files(dir: &Path, hostname: &str, network_mode: &str) ->
         resolv_conf: dir.join("resolv.conf"),
     };
     let host_net = network_mode == "host";
-    write_atomic(&files.hostname, format!("{hostname}\n").as_bytes())?;
+    write_replace(&files.hostname, format!("{hostname}\n").as_bytes())?;
     let hosts = if host_net {
         fs::read_to_string("/etc/hosts").unwrap_or_else(|_| DEFAULT_HOSTS.to_owned())
     } else {
         DEFAULT_HOSTS.to_owned()
     };
-    write_atomic(&files.hosts, hosts.as_bytes())?;
+    write_replace(&files.hosts, hosts.as_bytes())?;
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = if host_net {
         host_resolv
@@ -159,7 +175,7 @@ pub(crate) fn write_etc_files(dir: &Path, hostname: &str, network_mode: &str) ->
         }
         out
     };
-    write_atomic(&files.resolv_conf, resolv.as_bytes())?;
+    write_replace(&files.resolv_conf, resolv.as_bytes())?;
     Ok(files)
 }
 

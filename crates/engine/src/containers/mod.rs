@@ -505,7 +505,7 @@ impl Containers {
         let bundle = self.bundle_dir(id);
         files::create_dir(&bundle)?;
         let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| sys("encode the spec", e))?;
-        files::write_atomic(&bundle.join("config.json"), &spec_json)
+        files::write_replace(&bundle.join("config.json"), &spec_json)
     }
 
     /// Rewrites a missing bundle from the record and the image's config.
