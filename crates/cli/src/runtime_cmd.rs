@@ -212,7 +212,7 @@ fn dispatch(cli: &RuntimeCli, log: &Logger) -> Result<i32> {
     let root = cli.root.as_path();
     match &cli.command {
         Command::Create(args) => {
-            protect()?;
+            protect_unless_private_pid_ns(&BundleFacts::read(&args.bundle))?;
             let (_, warnings) = container::create(create_options(root, args)?)?;
             log.warnings(&warnings);
             Ok(0)
@@ -267,6 +267,48 @@ fn protect() -> Result<()> {
     berth_runtime::protect::reexec_from_readonly_binary().context("protect the runtime binary")
 }
 
+/// CVE-2019-5736 needs a process in the container that can see runtime code running: with a
+/// new pid namespace nothing else lives in it until the init has exec'd the user's program, so
+/// `create` and `run` skip the read-only re-exec (a millisecond per container). A shared or
+/// joined pid namespace, and every `exec`, get it.
+fn protect_unless_private_pid_ns(facts: &BundleFacts) -> Result<()> {
+    if facts.private_pid_ns {
+        Ok(())
+    } else {
+        protect()
+    }
+}
+
+/// What the command line needs to know about a bundle before `create` reads it properly.
+struct BundleFacts {
+    terminal: bool,
+    private_pid_ns: bool,
+}
+
+impl BundleFacts {
+    /// Unreadable configs count as "needs everything"; `create` reports the real error.
+    fn read(bundle: &Path) -> BundleFacts {
+        let spec = oci_spec::runtime::Spec::load(bundle.join("config.json")).ok();
+        let terminal = spec
+            .as_ref()
+            .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+            .unwrap_or(false);
+        let private_pid_ns = spec
+            .as_ref()
+            .and_then(|s| s.linux().as_ref())
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|list| {
+                list.iter().any(|n| {
+                    n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+                })
+            });
+        BundleFacts {
+            terminal,
+            private_pid_ns,
+        }
+    }
+}
+
 fn create_options(root: &Path, args: &CreateArgs) -> Result<CreateOptions> {
     Ok(CreateOptions {
         root: root.to_path_buf(),
@@ -283,8 +325,9 @@ fn create_options(root: &Path, args: &CreateArgs) -> Result<CreateOptions> {
 }
 
 fn run(root: &Path, args: &CreateArgs, detach: bool, keep: bool, log: &Logger) -> Result<i32> {
-    protect()?;
-    let terminal = bundle_wants_terminal(&args.bundle);
+    let facts = BundleFacts::read(&args.bundle);
+    protect_unless_private_pid_ns(&facts)?;
+    let terminal = facts.terminal;
     if detach {
         if terminal && args.console_socket.is_none() {
             bail!("cannot allocate a tty for a detached container without --console-socket");
@@ -329,13 +372,6 @@ fn start_or_delete(root: &Path, id: &str, log: &Logger) -> Result<()> {
             Err(e.into())
         }
     }
-}
-
-fn bundle_wants_terminal(bundle: &Path) -> bool {
-    oci_spec::runtime::Spec::load(bundle.join("config.json"))
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
-        .unwrap_or(false)
 }
 
 fn exec(root: &Path, args: &ExecArgs, log: &Logger) -> Result<i32> {
