@@ -1074,3 +1074,24 @@ fn inspect_and_list_have_the_golden_fields() {
     assert_eq!(keys(&list[0]), keys(&golden("containers-list.json")));
     env.ok(&["rm", "-f", "gold"]);
 }
+
+#[test]
+fn ps_orders_newest_first_and_filters_before_since() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    for name in ["first", "second", "third"] {
+        env.ok(&["create", "--name", name, "busybox", "true"]);
+    }
+    let names = |args: &[&str]| {
+        let mut all = vec!["ps", "-a", "--format", "{{.Names}}"];
+        all.extend_from_slice(args);
+        env.ok(&all)
+    };
+    assert_eq!(names(&[]), "third\nsecond\nfirst\n");
+    assert_eq!(names(&["--filter", "before=second"]), "first\n");
+    assert_eq!(names(&["--filter", "since=second"]), "third\n");
+    assert_eq!(names(&["-n", "1"]), "third\n");
+    env.ok(&["rm", "first", "second", "third"]);
+}

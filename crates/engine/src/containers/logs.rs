@@ -60,7 +60,7 @@ pub struct LogStream {
 }
 
 /// `2026-…T…[.frac]Z` → ns since the epoch.
-fn parse_time(s: &str) -> Option<i64> {
+pub(crate) fn parse_time(s: &str) -> Option<i64> {
     let secs = berth_image::parse_rfc3339(s)?;
     let nanos = s
         .get(19..)

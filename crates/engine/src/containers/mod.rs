@@ -1165,14 +1165,23 @@ impl Containers {
             }
         }
         let all = all || filters.contains("status") || filters.contains("exited");
+        let bound = |key: &str| -> Result<Option<i64>> {
+            match filters.get(key).first() {
+                Some(name) => Ok(Some(created_nanos(&self.find(name)?.snapshot()))),
+                None => Ok(None),
+            }
+        };
+        let (before, since) = (bound("before")?, bound("since")?);
         let records: Vec<ContainerRecord> =
             self.idx().by_id.values().map(|c| c.snapshot()).collect();
         let mut out: Vec<ContainerRecord> = records
             .into_iter()
             .filter(|r| all || r.state.running)
             .filter(|r| self.matches(r, filters))
+            .filter(|r| before.is_none_or(|b| created_nanos(r) < b))
+            .filter(|r| since.is_none_or(|b| created_nanos(r) > b))
             .collect();
-        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out.sort_by_key(|r| std::cmp::Reverse(created_nanos(r)));
         if let Some(n) = limit.filter(|n| *n > 0) {
             out.truncate(n);
         }
@@ -1310,6 +1319,11 @@ fn merged_spec_config(
         berth_spec::merge_image_config(&img, &mut spec_cfg);
     }
     Ok(spec_cfg)
+}
+
+/// When the container was created, in ns since the epoch (for ordering).
+fn created_nanos(r: &ContainerRecord) -> i64 {
+    logs::parse_time(&r.created).unwrap_or(0)
 }
 
 /// Whether the restart policy asks for another run after an exit with `code`.
