@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use berth_engine::{Containers, Events, System};
+use berth_engine::{Containers, Events, Images, System};
 use tokio::net::UnixListener;
 
 pub use body::JsonBody;
@@ -36,6 +36,8 @@ pub struct Backend {
     pub events: Arc<Events>,
     /// Containers.
     pub containers: Arc<Containers>,
+    /// Images.
+    pub images: Arc<Images>,
 }
 
 /// The routes with the shared middleware (version check, Docker's response headers), before

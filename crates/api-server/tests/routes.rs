@@ -45,14 +45,20 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
             shim_binary: "/nonexistent/berth".into(),
             runtime: None,
         },
-        images,
+        images.clone(),
         events.clone(),
     )
     .expect("containers");
+    let images = Arc::new(berth_engine::Images::new(
+        images,
+        events.clone(),
+        containers.clone(),
+    ));
     Backend {
         system: Arc::new(system),
         events,
         containers,
+        images,
     }
 }
 

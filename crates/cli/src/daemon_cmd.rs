@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use berth_api_server::Backend;
-use berth_engine::{Containers, ContainersConfig, Events, System, SystemConfig};
+use berth_engine::{Containers, ContainersConfig, Events, Images, System, SystemConfig};
 use clap::Parser;
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
@@ -324,10 +324,11 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             shim_binary,
             runtime: None,
         },
-        images,
+        images.clone(),
         events.clone(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let image_service = Arc::new(Images::new(images, events.clone(), containers.clone()));
     runtime.block_on(async {
         containers.restore().await;
         let backend = Backend {
@@ -341,6 +342,7 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             })?),
             events,
             containers,
+            images: image_service,
         };
         let mut listeners = Vec::new();
         for path in &config.sockets {

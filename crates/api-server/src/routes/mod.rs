@@ -3,6 +3,7 @@
 
 mod containers;
 mod events;
+mod images;
 mod system;
 
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::response::{IntoResponse, Response};
-use berth_engine::{Containers, Events, System};
+use berth_engine::{Containers, Events, Images, System};
 use berth_errdefs::Category;
 
 use crate::Backend;
@@ -35,17 +36,29 @@ impl FromRef<Backend> for Arc<Containers> {
     }
 }
 
+impl FromRef<Backend> for Arc<Images> {
+    fn from_ref(backend: &Backend) -> Arc<Images> {
+        backend.images.clone()
+    }
+}
+
 pub(crate) fn router(backend: Backend) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(events::routes())
         .merge(containers::routes())
+        .merge(images::routes())
         .with_state(backend)
+}
+
+/// The `page not found` error, for handlers that match a path pattern but not the path.
+pub(crate) fn not_found_error() -> ApiError {
+    ApiError::new(Category::NotFound, "page not found")
 }
 
 /// dockerd's answer to a path no route matches.
 pub(crate) async fn not_found() -> Response {
-    let mut response = ApiError::new(Category::NotFound, "page not found").into_response();
+    let mut response = not_found_error().into_response();
     response.extensions_mut().insert(NoApiVersionHeader);
     response
 }

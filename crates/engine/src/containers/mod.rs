@@ -1142,6 +1142,28 @@ impl Containers {
         Ok(self.find(name_or_id)?.snapshot())
     }
 
+    /// Whether a container uses the image `image_id` (`sha256:…`), preferring a running one:
+    /// the image store's in-use question for `docker rmi` and `image prune`.
+    pub fn image_user(&self, image_id: &str) -> Option<berth_image::ImageUse> {
+        let all: Vec<Arc<Container>> = self.idx().by_id.values().cloned().collect();
+        let mut found = None;
+        for c in all {
+            let rec = c.rec();
+            if rec.image != image_id {
+                continue;
+            }
+            let user = berth_image::ImageUse {
+                container_id: rec.id.clone(),
+                running: rec.state.running,
+            };
+            if user.running {
+                return Some(user);
+            }
+            found.get_or_insert(user);
+        }
+        found
+    }
+
     /// `GET /containers/json`: newest first.
     pub fn list(&self, all: bool, filters: &Filters, limit: Option<usize>) -> Result<Vec<Summary>> {
         filters

@@ -1,0 +1,328 @@
+//! Images through the real daemon and the real docker CLI: import, images, run, tag,
+//! image inspect, history, save | load (ids kept), rmi (untag vs delete, in-use conflicts,
+//! -f), image prune, and a garbage import that leaves the daemon answering.
+//!
+//! Needs root (overlay mounts, namespaces) and the docker CLI; skipped otherwise.
+
+mod daemon_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use daemon_support::Daemon;
+
+fn usable() -> bool {
+    if !berth_testsupport::is_root() {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("skipped: no docker CLI");
+        return false;
+    }
+    true
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// A daemon whose containers are force-removed and shims killed at the end of the test.
+struct Env {
+    daemon: Daemon,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            daemon: Daemon::start(),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.daemon.dir.path()
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.daemon.docker(args)
+    }
+
+    /// `docker …` that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}\n{}\ndaemon log:\n{}",
+            text(&out.stdout),
+            text(&out.stderr),
+            tail(&self.daemon.log())
+        );
+        text(&out.stdout)
+    }
+
+    /// `docker …` that must fail; its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            !out.status.success(),
+            "docker {args:?} succeeded: {}",
+            text(&out.stdout)
+        );
+        text(&out.stderr)
+    }
+
+    /// A tar of a busybox root filesystem, in the test's directory.
+    fn busybox_tar(&self) -> PathBuf {
+        let rootfs = self.dir().join("bb-rootfs");
+        berth_testsupport::busybox_rootfs(&rootfs);
+        let tar = self.dir().join("busybox.tar");
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .output()
+            .expect("tar");
+        assert!(out.status.success(), "tar: {}", text(&out.stderr));
+        std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
+        tar
+    }
+
+    fn import_busybox(&self) -> String {
+        let tar = self.busybox_tar();
+        let out = self.ok(&["import", &tar.display().to_string(), "busybox:latest"]);
+        out.trim().to_owned()
+    }
+
+    /// `docker images -q --no-trunc …`, one entry per image (docker prints one per tag).
+    fn ids(&self, args: &[&str]) -> Vec<String> {
+        let mut all = vec!["images", "-q", "--no-trunc"];
+        all.extend_from_slice(args);
+        let mut ids: Vec<String> = self
+            .ok(&all)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        ids.dedup();
+        ids
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ps = self.daemon.docker(&["ps", "-aq", "--no-trunc"]);
+        for id in text(&ps.stdout).split_whitespace() {
+            let _ = self.daemon.docker(&["rm", "-f", id]);
+        }
+        kill_leftover_shims(self.daemon.dir.path());
+    }
+}
+
+fn kill_leftover_shims(dir: &Path) {
+    let needle = dir.display().to_string();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = text(&cmdline).replace('\0', " ");
+            if cmdline.contains(" shim ") && cmdline.contains(&needle) {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+#[test]
+fn import_list_run_tag_inspect_history() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.import_busybox();
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "import printed {id:?}"
+    );
+
+    let images = env.ok(&["images"]);
+    let line = images
+        .lines()
+        .find(|l| l.starts_with("busybox "))
+        .unwrap_or_else(|| panic!("busybox not listed:\n{images}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[1], "latest", "{line}");
+    assert_eq!(cols[2], &id[7..19], "{line}");
+    assert!(
+        line.contains("MB") || line.contains("kB"),
+        "no size: {line}"
+    );
+    assert_eq!(env.ids(&[]), vec![id.clone()]);
+
+    assert_eq!(env.ok(&["run", "--rm", "busybox", "echo", "hi"]), "hi\n");
+
+    env.ok(&["tag", "busybox", "bb:1"]);
+    let listed = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let mut names: Vec<&str> = listed.lines().collect();
+    names.sort();
+    assert_eq!(names, ["bb:1", "busybox:latest"]);
+    assert_eq!(env.ids(&["bb"]), vec![id.clone()]);
+
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "bb:1"])).expect("inspect json");
+    let image = &inspect[0];
+    assert_eq!(image["Id"], id.as_str());
+    let mut tags: Vec<String> = image["RepoTags"]
+        .as_array()
+        .expect("RepoTags")
+        .iter()
+        .map(|t| t.as_str().unwrap_or_default().to_owned())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["bb:1", "busybox:latest"]);
+    assert_eq!(image["Os"], "linux");
+    assert_eq!(image["RootFS"]["Type"], "layers");
+    assert_eq!(image["Comment"], "Imported from -");
+
+    let history = env.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Comment}}",
+        "bb:1",
+    ]);
+    assert_eq!(history.trim(), format!("{id} Imported from -"));
+
+    let missing = env.fails(&["image", "inspect", "nosuch"]);
+    assert!(missing.contains("No such image"), "{missing}");
+}
+
+#[test]
+fn save_load_round_trip_keeps_the_id() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.import_busybox();
+    let archive = env.dir().join("saved.tar");
+    env.ok(&["save", "-o", &archive.display().to_string(), "busybox"]);
+    assert!(std::fs::metadata(&archive).expect("archive").len() > 100_000);
+
+    let out = env.ok(&["rmi", "busybox"]);
+    assert!(out.contains("Untagged: busybox:latest"), "{out}");
+    assert!(out.contains(&format!("Deleted: {id}")), "{out}");
+    assert!(env.ids(&[]).is_empty());
+
+    let out = env.ok(&["load", "-i", &archive.display().to_string()]);
+    assert_eq!(out.trim(), "Loaded image: busybox:latest");
+    assert_eq!(env.ids(&[]), vec![id.clone()]);
+
+    // Through a pipe, as `docker save busybox | docker load`.
+    let host = format!("unix://{}", env.daemon.socket.display());
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg("docker save busybox | docker load")
+        .env("DOCKER_HOST", &host)
+        .env("DOCKER_CONFIG", env.dir().join("docker-config"))
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .output()
+        .expect("sh");
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    assert_eq!(text(&piped.stdout).trim(), "Loaded image: busybox:latest");
+    assert_eq!(env.ids(&[]), vec![id]);
+
+    // A malformed archive is a clean 4xx and loads nothing.
+    let junk = env.dir().join("junk.tar");
+    std::fs::write(&junk, b"this is not a tar archive at all").expect("junk");
+    let err = env.fails(&["load", "-i", &junk.display().to_string()]);
+    assert!(err.contains("Error response from daemon"), "{err}");
+    assert_eq!(env.ids(&[]).len(), 1);
+    let nowhere = env.dir().join("nowhere.tar").display().to_string();
+    let missing = env.fails(&["save", "-o", &nowhere, "nosuch:1"]);
+    assert!(missing.contains("No such image"), "{missing}");
+}
+
+#[test]
+fn rmi_untag_delete_conflicts_force_and_prune() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.import_busybox();
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    env.ok(&["tag", "busybox", "bb:1"]);
+
+    // Two names: rmi of one only untags.
+    let out = env.ok(&["rmi", "bb:1"]);
+    assert_eq!(out.trim(), "Untagged: bb:1");
+    assert_eq!(env.ids(&[]), vec![id.clone()]);
+
+    // Used by a stopped container: rmi is refused, -f untags and keeps the image alive.
+    env.ok(&["create", "--name", "user", "busybox", "true"]);
+    let err = env.fails(&["rmi", "busybox"]);
+    assert!(
+        err.contains("conflict: unable to remove repository reference \"busybox\"")
+            && err.contains("container"),
+        "{err}"
+    );
+    let err = env.fails(&["rmi", short]);
+    assert!(err.contains("conflict: unable to delete"), "{err}");
+
+    // Running: refused even with -f.
+    env.ok(&["tag", "busybox", "bb:2"]);
+    env.ok(&["rm", "user"]);
+    env.ok(&["run", "-d", "--name", "runner", "bb:2", "sleep", "30"]);
+    let err = env.fails(&["rmi", "-f", short]);
+    assert!(
+        err.contains("conflict: unable to delete") && err.contains("running"),
+        "{err}"
+    );
+    env.ok(&["rm", "-f", "runner"]);
+
+    // Image prune: dangling images only by default.
+    let out = env.ok(&["image", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(env.ids(&[]), vec![id.clone()]);
+    env.ok(&["rmi", "bb:2"]);
+    let out = env.ok(&["rmi", "-f", "busybox"]);
+    assert!(out.contains(&format!("Deleted: {id}")), "{out}");
+    assert!(env.ids(&[]).is_empty());
+    let err = env.fails(&["rmi", "busybox"]);
+    assert!(err.contains("No such image: busybox:latest"), "{err}");
+
+    // An untagged (dangling) image goes with prune.
+    let tar = env.busybox_tar();
+    env.ok(&["import", &tar.display().to_string()]);
+    assert_eq!(env.ids(&["-f", "dangling=true"]).len(), 1);
+    let out = env.ok(&["image", "prune", "-f"]);
+    assert!(out.contains("Deleted"), "{out}");
+    assert!(env.ids(&["-a"]).is_empty());
+}
+
+#[test]
+fn garbage_import_is_a_clean_error() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let junk = env.dir().join("junk.tar");
+    std::fs::write(&junk, vec![0x5a_u8; 4096]).expect("junk");
+    let err = env.fails(&["import", &junk.display().to_string(), "junk:1"]);
+    assert!(err.contains("Error response from daemon"), "{err}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = env.ok(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert!(Instant::now() < deadline);
+    assert_eq!(out.trim(), "1.41");
+    assert!(env.ids(&["-a"]).is_empty());
+    let err = env.fails(&["pull", "busybox"]);
+    assert!(err.contains("not implemented"), "{err}");
+}
