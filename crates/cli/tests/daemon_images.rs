@@ -203,6 +203,35 @@ fn import_list_run_tag_inspect_history() {
 
     let missing = env.fails(&["image", "inspect", "nosuch"]);
     assert!(missing.contains("No such image"), "{missing}");
+
+    env.ok(&["rmi", "bb:1"]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = env.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    ]);
+    let lines: Vec<&str> = events.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("import {id} busybox:latest"),
+            format!("tag {id} bb:1"),
+            format!("untag {id} bb:1"),
+        ],
+        "{events}"
+    );
 }
 
 #[test]

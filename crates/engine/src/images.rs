@@ -172,11 +172,12 @@ impl Images {
         let this = self.clone();
         blocking(move || {
             let in_use = |id: &ImageId| this.containers.image_user(id.as_str());
+            let image = this.store.resolve(&name).ok();
             let items = this
                 .store
                 .remove(&name, force, !noprune, &in_use)
                 .map_err(cat)?;
-            this.publish_removed(&items);
+            this.publish_removed(&items, image.as_ref());
             Ok(items)
         })
         .await
@@ -188,16 +189,21 @@ impl Images {
         blocking(move || {
             let in_use = |id: &ImageId| this.containers.image_user(id.as_str());
             let report = this.store.prune(&filters, &in_use).map_err(cat)?;
-            this.publish_removed(&report.images_deleted);
+            this.publish_removed(&report.images_deleted, None);
             Ok(report)
         })
         .await
     }
 
-    fn publish_removed(&self, items: &[DeleteItem]) {
+    /// `untag` and `delete` events; an untag's actor is the image's id (as Docker's) when
+    /// the caller knows it.
+    fn publish_removed(&self, items: &[DeleteItem], image: Option<&ImageId>) {
         for item in items {
             match item {
-                DeleteItem::Untagged(name) => self.publish("untag", name, Some(name.clone())),
+                DeleteItem::Untagged(name) => {
+                    let actor = image.map_or(name.as_str(), ImageId::as_str);
+                    self.publish("untag", actor, Some(name.clone()));
+                }
                 DeleteItem::Deleted(id) => self.publish("delete", id, None),
             }
         }
