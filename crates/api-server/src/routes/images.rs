@@ -216,7 +216,16 @@ async fn get_named(
     Path(rest): Path<String>,
 ) -> Result<Response, ApiError> {
     if let Some(name) = rest.strip_suffix("/json") {
-        let inspect = images.inspect(name.to_owned()).await?;
+        // dockerd wraps the store's error here: `no such image: x: No such image: x:latest`.
+        let inspect = images
+            .inspect(name.to_owned())
+            .await
+            .map_err(|e| match e.category {
+                Category::NotFound => {
+                    ApiError::new(e.category, format!("no such image: {name}: {}", e.message))
+                }
+                _ => ApiError::new(e.category, e.message),
+            })?;
         return Ok(json_response(StatusCode::OK, &inspect));
     }
     if let Some(name) = rest.strip_suffix("/history") {
