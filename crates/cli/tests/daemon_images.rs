@@ -226,9 +226,9 @@ fn import_list_run_tag_inspect_history() {
     assert_eq!(
         lines,
         [
-            format!("import {id} busybox:latest"),
+            format!("import {id} {id}"),
             format!("tag {id} bb:1"),
-            format!("untag {id} bb:1"),
+            format!("untag {id} {id}"),
         ],
         "{events}"
     );
@@ -267,7 +267,28 @@ fn save_load_round_trip_keeps_the_id() {
         .expect("sh");
     assert!(piped.status.success(), "{}", text(&piped.stderr));
     assert_eq!(text(&piped.stdout).trim(), "Loaded image: busybox:latest");
-    assert_eq!(env.ids(&[]), vec![id]);
+    assert_eq!(env.ids(&[]), vec![id.clone()]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = env.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}} {{.Actor.ID}}",
+    ]);
+    let actions: Vec<&str> = events.lines().collect();
+    let want =
+        ["import", "save", "untag", "delete", "load", "save", "load"].map(|a| format!("{a} {id}"));
+    assert_eq!(actions, want, "{events}");
 
     // A malformed archive is a clean 4xx and loads nothing.
     let junk = env.dir().join("junk.tar");

@@ -5,7 +5,7 @@
 //! Every store call is blocking and runs in `spawn_blocking`. Streams in and out (import,
 //! load, save) are plain `Read`/`Write` objects; the API server bridges them to HTTP bodies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -54,11 +54,11 @@ impl Images {
         }
     }
 
+    /// An image event as dockerd logs it: the actor is the image id, `name` the new tag for
+    /// `tag` and the id itself for every other action.
     fn publish(&self, action: &str, id: &str, name: Option<String>) {
         let mut attrs = BTreeMap::new();
-        if let Some(name) = name {
-            attrs.insert("name".to_owned(), name);
-        }
+        attrs.insert("name".to_owned(), name.unwrap_or_else(|| id.to_owned()));
         self.events
             .publish(Event::now(EventType::Image, action, id, attrs));
     }
@@ -71,12 +71,8 @@ impl Images {
     ) -> Result<String> {
         let this = self.clone();
         blocking(move || {
-            let name = opts.tag.as_ref().map(|t| {
-                let t = t.clone().with_default_tag();
-                t.familiar_string()
-            });
             let id = this.store.import(&mut tarball, &opts).map_err(cat)?;
-            this.publish("import", id.as_str(), name);
+            this.publish("import", id.as_str(), None);
             Ok(id.as_str().to_owned())
         })
         .await
@@ -88,8 +84,7 @@ impl Images {
         blocking(move || {
             let loaded = this.store.load(&mut archive).map_err(cat)?;
             for image in &loaded {
-                let name = image.tags.first().map(Reference::familiar_string);
-                this.publish("load", image.id.as_str(), name);
+                this.publish("load", image.id.as_str(), None);
             }
             Ok(loaded)
         })
@@ -119,7 +114,7 @@ impl Images {
                 .map_err(|e| CategorizedError::new(Category::System, e.to_string()))?;
             for name in &names {
                 if let Ok(id) = this.store.resolve(name) {
-                    this.publish("save", id.as_str(), Some(name.clone()));
+                    this.publish("save", id.as_str(), None);
                 }
             }
             Ok(())
@@ -173,11 +168,12 @@ impl Images {
         blocking(move || {
             let in_use = |id: &ImageId| this.containers.image_user(id.as_str());
             let image = this.store.resolve(&name).ok();
+            let known = this.image_ids();
             let items = this
                 .store
                 .remove(&name, force, !noprune, &in_use)
                 .map_err(cat)?;
-            this.publish_removed(&items, image.as_ref());
+            this.publish_removed(&items, image.as_ref(), &known);
             Ok(items)
         })
         .await
@@ -188,23 +184,43 @@ impl Images {
         let this = self.clone();
         blocking(move || {
             let in_use = |id: &ImageId| this.containers.image_user(id.as_str());
+            let known = this.image_ids();
             let report = this.store.prune(&filters, &in_use).map_err(cat)?;
-            this.publish_removed(&report.images_deleted, None);
+            this.publish_removed(&report.images_deleted, None, &known);
             Ok(report)
         })
         .await
     }
 
-    /// `untag` and `delete` events; an untag's actor is the image's id (as Docker's) when
-    /// the caller knows it.
-    fn publish_removed(&self, items: &[DeleteItem], image: Option<&ImageId>) {
+    /// Every image id in the store (to tell deleted images from deleted layers).
+    fn image_ids(&self) -> BTreeSet<String> {
+        let all = ListOptions {
+            all: true,
+            ..ListOptions::default()
+        };
+        self.store
+            .list(&all)
+            .map(|list| list.into_iter().map(|i| i.id).collect())
+            .unwrap_or_default()
+    }
+
+    /// `untag` and `delete` events (images only: layers go without one, as in dockerd).
+    fn publish_removed(
+        &self,
+        items: &[DeleteItem],
+        image: Option<&ImageId>,
+        known: &BTreeSet<String>,
+    ) {
         for item in items {
             match item {
                 DeleteItem::Untagged(name) => {
                     let actor = image.map_or(name.as_str(), ImageId::as_str);
-                    self.publish("untag", actor, Some(name.clone()));
+                    self.publish("untag", actor, None);
                 }
-                DeleteItem::Deleted(id) => self.publish("delete", id, None),
+                DeleteItem::Deleted(id) if known.contains(id) => {
+                    self.publish("delete", id, None);
+                }
+                DeleteItem::Deleted(_) => {}
             }
         }
     }
