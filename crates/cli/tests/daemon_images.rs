@@ -465,6 +465,15 @@ fn wire_fields_statuses_and_filters() {
             .contains("not implemented")
     );
     env.ok(&["rm", "holder"]);
+    let r = env
+        .daemon
+        .http("GET /v1.41/images/one:1/get HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/x-tar"));
+    let r = env.daemon.http(
+        "POST /v1.41/images/prune?filters=%7B%22bogus%22%3A%7B%22x%22%3Atrue%7D%7D HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
 
     let golden_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/golden");
     if !golden_dir.exists() {
@@ -494,4 +503,10 @@ fn wire_fields_statuses_and_filters() {
         keys(&get("/images/one:1/history")[0]),
         keys(&golden("image-history.json"))
     );
+
+    // `prune -a` takes every unused image, tagged or not.
+    let out = env.ok(&["image", "prune", "-af"]);
+    assert!(out.contains(&format!("deleted: {first}")), "{out}");
+    assert!(out.contains(&format!("deleted: {second}")), "{out}");
+    assert!(env.ids(&["-a"]).is_empty());
 }
