@@ -222,6 +222,14 @@ fn import_list_run_tag_inspect_history() {
         "--format",
         "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
     ]);
+    let raw = env.daemon.http(&format!(
+        "GET /v1.41/events?since=0&until={until}&filters=%7B%22type%22%3A%7B%22image%22%3Atrue%7D%7D HTTP/1.1\r\nHost: x\r\n\r\n"
+    ));
+    let first: serde_json::Value =
+        serde_json::from_str(raw.body.lines().next().unwrap_or_default()).expect("event JSON");
+    assert_eq!(first["status"], "import", "{}", raw.body);
+    assert_eq!(first["id"], id.as_str());
+    assert_eq!(first["Type"], "image");
     let lines: Vec<&str> = events.lines().collect();
     assert_eq!(
         lines,

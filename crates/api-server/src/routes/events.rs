@@ -61,12 +61,14 @@ fn event_line(event: Event) -> Bytes {
 }
 
 fn event_message(event: Event) -> EventMessage {
-    // Container events keep the pre-1.22 fields clients still read.
-    let legacy = event.kind == EventType::Container;
+    // Container and image events keep the pre-1.22 fields clients still read (`from` only
+    // for containers), as dockerd fills them.
+    let container = event.kind == EventType::Container;
+    let legacy = container || event.kind == EventType::Image;
     EventMessage {
         status: legacy.then(|| event.action.clone()),
         id: legacy.then(|| event.actor_id.clone()),
-        from: legacy
+        from: container
             .then(|| event.attributes.get("image").cloned())
             .flatten(),
         kind: event.kind.as_str().into(),
