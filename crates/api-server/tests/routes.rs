@@ -293,3 +293,82 @@ async fn events_replay_a_window_and_end() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.json()["message"], "invalid filter 'colour'");
 }
+
+async fn post_body(backend: &Backend, uri: &str, body: &'static [u8]) -> Reply {
+    send(
+        backend,
+        Request::post(uri)
+            .header("content-type", "application/x-tar")
+            .body(Body::from(body))
+            .expect("request"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn image_routes_refuse_bad_input_with_4xx() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = backend(&dir);
+    let reply = get(&backend, "/v1.41/images/json").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "[]\n");
+
+    let garbage: &'static [u8] = &[0x5a; 4096];
+    let reply = post_body(
+        &backend,
+        "/v1.41/images/create?fromSrc=-&repo=junk&tag=1",
+        garbage,
+    )
+    .await;
+    assert!(
+        reply.status.is_client_error(),
+        "{:?} {}",
+        reply.status,
+        reply.body
+    );
+    let reply = post_body(&backend, "/v1.41/images/load?quiet=1", garbage).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(get(&backend, "/v1.41/images/json").await.body, "[]\n");
+
+    let reply = get(&backend, "/v1.41/images/a/b:c/json").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        reply.json()["message"],
+        "no such image: a/b:c: No such image: a/b:c"
+    );
+    let reply = get(&backend, "/v1.41/images/nosuch/history").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = get(&backend, "/v1.41/images/get?names=nosuch").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = post_body(&backend, "/v1.41/images/nosuch/tag?repo=x&tag=1", b"").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = send(
+        &backend,
+        Request::delete("/v1.41/images/nosuch")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.json()["message"], "No such image: nosuch:latest");
+    let reply = post_body(
+        &backend,
+        "/v1.41/images/create?fromImage=busybox&tag=latest",
+        b"",
+    )
+    .await;
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not implemented"),
+        "{}",
+        reply.body
+    );
+    let reply = post_body(&backend, "/v1.41/images/prune", b"").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"ImagesDeleted": null, "SpaceReclaimed": 0})
+    );
+}
