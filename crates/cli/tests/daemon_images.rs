@@ -422,6 +422,11 @@ fn wire_fields_statuses_and_filters() {
     let inspect: serde_json::Value =
         serde_json::from_str(&env.ok(&["image", "inspect", "two:2"])).expect("inspect");
     assert_eq!(inspect[0]["Config"]["Cmd"], serde_json::json!(["sh"]));
+    let arm = env.ok(&["import", "--platform", "linux/arm64", &tar, "arm:1"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "arm:1"])).expect("inspect");
+    assert_eq!(inspect[0]["Architecture"], "arm64");
+    env.ok(&["rmi", arm.trim()]);
 
     let ids = |filter: &str| env.ids(&["--filter", filter]);
     assert_eq!(ids("label=tier=one"), vec![first.clone()]);

@@ -144,6 +144,14 @@ fn json_stream(messages: &[Value]) -> Response {
     response
 }
 
+/// Part `index` of `platform=os/arch[/variant]`, if given.
+fn platform_part(pairs: &[(String, String)], index: usize) -> Option<String> {
+    first(pairs, "platform")
+        .and_then(|p| p.split('/').nth(index))
+        .filter(|part| !part.is_empty())
+        .map(str::to_owned)
+}
+
 /// `POST /images/create`: `fromSrc=-` imports the body; pulls are not there yet.
 async fn create(
     State(images): State<Arc<Images>>,
@@ -187,10 +195,8 @@ async fn create(
             .filter(|m| !m.is_empty())
             .map(str::to_owned),
         source: Some(source),
-        os: first(&pairs, "platform")
-            .and_then(|p| p.split('/').next())
-            .filter(|o| !o.is_empty())
-            .map(str::to_owned),
+        os: platform_part(&pairs, 0),
+        architecture: platform_part(&pairs, 1),
         ..ImportOptions::default()
     };
     let id = images.import(Box::new(body_reader(req)), opts).await?;
