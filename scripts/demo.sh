@@ -12,6 +12,13 @@ root=$work/state
 cleanup() {
   "$BERTH" runtime --root "$root" delete --force demo-detached >/dev/null 2>&1 || true
   [ -f "$work/shim/shim.pid" ] && kill "$(cat "$work/shim/shim.pid")" 2>/dev/null || true
+  if [ -n "${daemon_pid:-}" ]; then
+    docker rm -f demo-web >/dev/null 2>&1 || true
+    kill "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+    grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+    rm -rf "$exec_root"
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -64,3 +71,30 @@ print("shutdown ->", call({"op": "shutdown"}))
 PY
 echo "container log (Docker's json-file format):"
 cat "$work/shim/container.log"
+
+if ! command -v docker >/dev/null; then
+  echo "(no docker CLI on this machine: skipping the berth daemon part)"
+  exit 0
+fi
+
+say "berth daemon: the Docker Engine API, driven by the real docker CLI"
+# A short exec-root: shim sockets live under it and unix socket paths are limited to 107 bytes.
+exec_root=$(mktemp -d /tmp/bx.XXXXXX)
+"$BERTH" daemon -H "unix://$work/berth.sock" --data-root "$work/data" --exec-root "$exec_root" \
+  --config-file /dev/null >"$work/daemon.log" 2>&1 &
+daemon_pid=$!
+export DOCKER_HOST=unix://$work/berth.sock
+for _ in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
+docker version --format 'client {{.Client.Version}} -> server {{.Server.Version}} (API {{.Server.APIVersion}})'
+tar -C "$work/bundle/rootfs" -cf "$work/busybox.tar" .
+echo "\$ docker import busybox.tar busybox"; docker import "$work/busybox.tar" busybox
+echo "\$ docker images"; docker images
+echo "\$ docker run --rm busybox echo hello from berth"; docker run --rm busybox echo hello from berth
+echo "\$ docker run --rm busybox sh -c 'exit 3'"; docker run --rm busybox sh -c 'exit 3' || echo "exit code $?"
+echo "\$ docker run -d --name demo-web busybox sh -c 'while true; do date; sleep 1; done'"
+docker run -d --name demo-web busybox sh -c 'while true; do date; sleep 1; done'
+sleep 1.5
+echo "\$ docker ps"; docker ps
+echo "\$ docker exec demo-web cat /proc/self/status | grep CapEff"; docker exec demo-web cat /proc/self/status | grep CapEff
+echo "\$ docker logs demo-web"; docker logs demo-web
+echo "\$ docker stop -t 1 demo-web && docker rm demo-web"; docker stop -t 1 demo-web && docker rm demo-web
