@@ -231,6 +231,11 @@ impl Containers {
         self.cfg.exec_root.join("shims").join(id)
     }
 
+    /// The built-in runtime's `--root`, shared by every shim.
+    fn runtime_root(&self) -> PathBuf {
+        self.cfg.exec_root.join("runtime")
+    }
+
     fn rootfs_dir(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("rootfs")
     }
@@ -596,7 +601,7 @@ impl Containers {
         let id = c.id.clone();
         let state_dir = self.state_dir(&id);
         // A previous run's shim still holds the old exit: end it first.
-        shim::teardown(&state_dir).await;
+        shim::teardown(&state_dir, &self.runtime_root(), &id).await;
         let _ = std::fs::remove_dir_all(&state_dir);
         let rootfs = self.rootfs_dir(&id);
         if !files::is_mountpoint(&rootfs) {
@@ -630,7 +635,7 @@ impl Containers {
         shim::launch(shim::ShimLaunch {
             binary: self.cfg.shim_binary.clone(),
             runtime: self.cfg.runtime.clone(),
-            runtime_root: self.cfg.exec_root.join("runtime"),
+            runtime_root: self.runtime_root(),
             id: id.clone(),
             bundle: self.bundle_dir(&id),
             state_dir: state_dir.clone(),
@@ -648,7 +653,7 @@ impl Containers {
             let _ = tx.send(shim::attach(&state_dir, opts).await);
         }
         if let Err(e) = shim::call(&state_dir, Request::Start).await {
-            shim::teardown(&state_dir).await;
+            shim::teardown(&state_dir, &self.runtime_root(), &id).await;
             return Err(CategorizedError::new(
                 Category::InvalidParameter,
                 e.message.trim_start_matches("shim: ").to_owned(),
@@ -1098,7 +1103,7 @@ impl Containers {
             self.stop_locked(&c, Some(0)).await?;
         }
         let state_dir = self.state_dir(id);
-        shim::teardown(&state_dir).await;
+        shim::teardown(&state_dir, &self.runtime_root(), &id).await;
         let this = self.clone();
         let id2 = id.to_owned();
         tokio::task::spawn_blocking(move || {

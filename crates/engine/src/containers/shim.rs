@@ -154,9 +154,19 @@ pub(crate) fn alive(state_dir: &Path) -> bool {
     std::os::unix::net::UnixStream::connect(state_dir.join(berth_shim::SOCKET_NAME)).is_ok()
 }
 
-/// Deletes the container in the shim and ends the shim; tolerant of a shim already gone.
-pub(crate) async fn teardown(state_dir: &Path) {
+/// Deletes the container in the shim and ends the shim. When the shim is already gone (it was
+/// killed, or the host rebooted) the runtime's leftovers — processes, cgroup, state — are
+/// removed directly, so no container cgroup outlives its record.
+pub(crate) async fn teardown(state_dir: &Path, runtime_root: &Path, id: &str) {
     if !alive(state_dir) {
+        let (root, id) = (runtime_root.to_path_buf(), id.to_owned());
+        let _ = tokio::task::spawn_blocking(move || {
+            match berth_runtime::container::delete(&root, &id, true) {
+                Ok(_) | Err(berth_runtime::RuntimeError::NotFound(_)) => {}
+                Err(e) => tracing::warn!("remove runtime state of {id}: {e}"),
+            }
+        })
+        .await;
         return;
     }
     if let Err(e) = call(state_dir, Request::Delete { force: true }).await {
