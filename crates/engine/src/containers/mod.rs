@@ -1103,7 +1103,7 @@ impl Containers {
             self.stop_locked(&c, Some(0)).await?;
         }
         let state_dir = self.state_dir(id);
-        shim::teardown(&state_dir, &self.runtime_root(), &id).await;
+        shim::teardown(&state_dir, &self.runtime_root(), id).await;
         let this = self.clone();
         let id2 = id.to_owned();
         tokio::task::spawn_blocking(move || {
