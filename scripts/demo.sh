@@ -78,8 +78,7 @@ if ! command -v docker >/dev/null; then
 fi
 
 say "berth daemon: the Docker Engine API, driven by the real docker CLI"
-# A short exec-root: shim sockets live under it and unix socket paths are limited to 107 bytes.
-exec_root=$(mktemp -d /tmp/bx.XXXXXX)
+exec_root=$work/exec
 "$BERTH" daemon -H "unix://$work/berth.sock" --data-root "$work/data" --exec-root "$exec_root" \
   --config-file /dev/null >"$work/daemon.log" 2>&1 &
 daemon_pid=$!

@@ -562,7 +562,7 @@ fn stdio_for(io: &Io, terminal: bool) -> Result<Stdio> {
             fds[2].try_clone().context(|| "dup stderr".into())?,
         ]),
         Io::ConsoleSocket(path) if terminal => Stdio::Console(
-            UnixStream::connect(path)
+            crate::tty::connect(path)
                 .context(|| format!("connect to console socket {}", path.display()))?,
         ),
         Io::Console(stream) if terminal => {

@@ -105,6 +105,64 @@ pub fn recv_fd(socket: &impl AsFd) -> Result<OwnedFd> {
     })
 }
 
+/// The longest socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// A socket path short enough for `sun_path`. A longer one is reached through an O_PATH handle
+/// on its directory (`/proc/self/fd/N/name`), so deep state directories work; the handle must
+/// stay open while the path is used.
+pub struct SocketPath {
+    _dir: Option<OwnedFd>,
+    path: std::path::PathBuf,
+}
+
+impl SocketPath {
+    /// The address to bind or connect to for `path`.
+    pub fn new(path: &std::path::Path) -> std::io::Result<SocketPath> {
+        if path.as_os_str().len() <= MAX_SOCKET_PATH {
+            return Ok(SocketPath {
+                _dir: None,
+                path: path.to_path_buf(),
+            });
+        }
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "socket path has no file name",
+            ));
+        };
+        let fd = nix::fcntl::open(
+            dir,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        let short = std::path::Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())).join(name);
+        if short.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "socket file name too long",
+            ));
+        }
+        Ok(SocketPath {
+            _dir: Some(fd),
+            path: short,
+        })
+    }
+
+    /// The path to hand to bind(2) or connect(2).
+    pub fn as_path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+/// Connects to the unix socket at `path`, however deep it is.
+pub fn connect(path: &std::path::Path) -> std::io::Result<UnixStream> {
+    let addr = SocketPath::new(path)?;
+    UnixStream::connect(addr.as_path())
+}
+
 /// Sets a terminal's window size.
 pub fn resize(fd: &impl AsFd, rows: u16, cols: u16) -> Result<()> {
     let ws = libc::winsize {
@@ -139,5 +197,23 @@ mod tests {
         let n = master_file.read(&mut buf).unwrap();
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("ping"));
         resize(&master_file, 30, 100).unwrap();
+    }
+
+    #[test]
+    fn sockets_in_directories_deeper_than_sun_path_still_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("d".repeat(60)).join("e".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let path = deep.join("shim.sock");
+        assert!(path.as_os_str().len() > MAX_SOCKET_PATH);
+        let addr = SocketPath::new(&path).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(addr.as_path()).unwrap();
+        assert!(path.exists(), "bound at the real path");
+        let mut client = connect(&path).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        client.write_all(b"x").unwrap();
+        let mut buf = [0u8; 1];
+        server.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"x");
     }
 }

@@ -32,7 +32,7 @@ impl ShimClient {
     /// Connects to the socket at `path`.
     pub fn connect(path: impl AsRef<Path>) -> Result<ShimClient, ShimError> {
         let path = path.as_ref();
-        let stream = UnixStream::connect(path).map_err(|e| ShimError::io("connect", path, e))?;
+        let stream = crate::sock::connect(path).map_err(|e| ShimError::io("connect", path, e))?;
         Ok(ShimClient {
             reader: BufReader::new(stream),
         })

@@ -29,7 +29,7 @@ mod persist;
 pub mod protocol;
 pub mod runtime;
 mod server;
-mod sock;
+pub mod sock;
 pub mod timefmt;
 mod trim;
 

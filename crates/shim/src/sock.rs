@@ -15,19 +15,19 @@ use nix::sys::stat::{Mode, umask};
 
 use crate::error::ShimError;
 
-/// The longest socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
-const MAX_SOCKET_PATH: usize = 107;
+pub use berth_runtime::tty::SocketPath;
+
+/// Connects to the unix socket at `path`, however deep it is.
+pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    let addr = SocketPath::new(path)?;
+    UnixStream::connect(addr.as_path())
+}
 
 /// Binds a listening socket at `path` with mode 0600, replacing a stale socket file.
 /// Fails when another process still serves `path` (a live shim for the same state dir).
 pub fn bind_private(path: &Path) -> Result<UnixListener, ShimError> {
-    if path.as_os_str().len() > MAX_SOCKET_PATH {
-        return Err(ShimError::Usage(format!(
-            "socket path {} is longer than {MAX_SOCKET_PATH} bytes",
-            path.display()
-        )));
-    }
-    if UnixStream::connect(path).is_ok() {
+    let addr = SocketPath::new(path).map_err(|e| ShimError::io("socket path", path, e))?;
+    if connect(path).is_ok() {
         return Err(ShimError::Conflict(format!(
             "{} is in use by another process",
             path.display()
@@ -41,7 +41,7 @@ pub fn bind_private(path: &Path) -> Result<UnixListener, ShimError> {
     // The umask closes the window between bind and chmod; the shim is single-threaded, so
     // changing it briefly affects nothing else.
     let old = umask(Mode::from_bits_truncate(0o177));
-    let bound = UnixListener::bind(path);
+    let bound = UnixListener::bind(addr.as_path());
     umask(old);
     let listener = bound.map_err(|e| ShimError::io("bind", path, e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))

@@ -116,7 +116,7 @@ pub(crate) async fn wait(state_dir: &Path) -> Result<ExitInfo, String> {
 }
 
 async fn request_exit(state_dir: &Path, req: Request) -> Result<ExitInfo, String> {
-    let stream = UnixStream::connect(state_dir.join(berth_shim::SOCKET_NAME))
+    let stream = connect_shim(state_dir)
         .await
         .map_err(|e| format!("connect to the shim: {e}"))?;
     let mut stream = tokio::io::BufReader::new(stream);
@@ -149,9 +149,16 @@ pub(crate) fn recorded_exit(state_dir: &Path) -> Option<ExitInfo> {
     serde_json::from_slice(&data).ok()
 }
 
+/// An async connection to the shim of `state_dir`; deep state directories are reached through
+/// a short `/proc/self/fd` path (unix socket paths stop at 107 bytes).
+async fn connect_shim(state_dir: &Path) -> std::io::Result<UnixStream> {
+    let addr = berth_shim::sock::SocketPath::new(&state_dir.join(berth_shim::SOCKET_NAME))?;
+    UnixStream::connect(addr.as_path()).await
+}
+
 /// Whether a shim answers on `state_dir`.
 pub(crate) fn alive(state_dir: &Path) -> bool {
-    std::os::unix::net::UnixStream::connect(state_dir.join(berth_shim::SOCKET_NAME)).is_ok()
+    berth_shim::sock::connect(&state_dir.join(berth_shim::SOCKET_NAME)).is_ok()
 }
 
 /// Deletes the container in the shim and ends the shim. When the shim is already gone (it was
@@ -211,7 +218,7 @@ pub(crate) async fn attach_to(
     opts: AttachOptions,
     exec_id: Option<&str>,
 ) -> Result<UnixStream, CategorizedError> {
-    let mut stream = UnixStream::connect(state_dir.join(berth_shim::SOCKET_NAME))
+    let mut stream = connect_shim(state_dir)
         .await
         .map_err(|e| system("connect to the shim", e))?;
     let mut line = serde_json::to_vec(&Request::Attach {
