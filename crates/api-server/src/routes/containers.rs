@@ -151,11 +151,18 @@ async fn resize(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    let h = int_param(&params, "h")?.unwrap_or(0);
-    let w = int_param(&params, "w")?.unwrap_or(0);
-    let dim = |v: i64| u16::try_from(v).map_err(|_| ApiError::invalid("invalid terminal size"));
-    containers.resize(&id, dim(w)?, dim(h)?).await?;
+    let (w, h) = terminal_size(&params)?;
+    containers.resize(&id, w, h).await?;
     Ok(StatusCode::OK.into_response())
+}
+
+/// The `w` and `h` query parameters of a resize (0 when absent), as a terminal size.
+fn terminal_size(params: &BTreeMap<String, String>) -> Result<(u16, u16), ApiError> {
+    let dim = |key: &str| -> Result<u16, ApiError> {
+        let v = int_param(params, key)?.unwrap_or(0);
+        u16::try_from(v).map_err(|_| ApiError::invalid("invalid terminal size"))
+    };
+    Ok((dim("w")?, dim("h")?))
 }
 
 async fn pause(
@@ -338,10 +345,8 @@ async fn exec_resize(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    let h = int_param(&params, "h")?.unwrap_or(0);
-    let w = int_param(&params, "w")?.unwrap_or(0);
-    let dim = |v: i64| u16::try_from(v).map_err(|_| ApiError::invalid("invalid terminal size"));
-    containers.exec_resize(&id, dim(w)?, dim(h)?).await?;
+    let (w, h) = terminal_size(&params)?;
+    containers.exec_resize(&id, w, h).await?;
     Ok(StatusCode::OK.into_response())
 }
 
