@@ -703,7 +703,12 @@ fn release_fifo(c: &Container) -> Result<()> {
     loop {
         match f.read(&mut buf) {
             Ok(1) => break,
+            // The init may have written its byte and run a short program to the end between
+            // the read above and this liveness check: the byte is still in the fifo then.
             Ok(_) | Err(_) if !crate::state::is_alive(c.record.pid, c.record.pid_start_time) => {
+                if matches!(f.read(&mut buf), Ok(1)) {
+                    break;
+                }
                 let _ = std::fs::remove_file(&path);
                 return Err(RuntimeError::Init {
                     message: format!("container {} init exited before start", c.record.id),
