@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use berth_engine::{Containers, Events, Images, System};
+use berth_engine::{Containers, Events, Images, Networks, System};
 use tokio::net::UnixListener;
 
 pub use body::JsonBody;
@@ -38,6 +38,8 @@ pub struct Backend {
     pub containers: Arc<Containers>,
     /// Images.
     pub images: Arc<Images>,
+    /// Networks.
+    pub networks: Arc<Networks>,
 }
 
 /// The routes with the shared middleware (version check, Docker's response headers), before

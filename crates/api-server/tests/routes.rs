@@ -38,6 +38,19 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
     .expect("system");
     let events = Arc::new(Events::default());
     let images = Arc::new(berth_image::ImageStore::open(&dir.path().join("data")).expect("images"));
+    let networks = berth_engine::Networks::open(
+        berth_engine::NetworksConfig {
+            data_root: dir.path().join("data"),
+            bridge: "berth-rt0".into(),
+            bip: Some("10.254.254.1/24".into()),
+            fixed_cidr: None,
+            default_pools: vec![],
+            firewall_table: "berth_routes_test".into(),
+            mtu: None,
+        },
+        events.clone(),
+    )
+    .expect("networks");
     let containers = berth_engine::Containers::open(
         berth_engine::ContainersConfig {
             data_root: dir.path().join("data"),
@@ -47,6 +60,7 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
         },
         images.clone(),
         events.clone(),
+        networks.clone(),
     )
     .expect("containers");
     let images = Arc::new(berth_engine::Images::new(
@@ -59,6 +73,7 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
         events,
         containers,
         images,
+        networks,
     }
 }
 

@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use berth_api_server::Backend;
-use berth_engine::{Containers, ContainersConfig, Events, Images, System, SystemConfig};
+use berth_engine::{
+    Containers, ContainersConfig, Events, Images, Networks, NetworksConfig, System, SystemConfig,
+};
 use clap::Parser;
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
@@ -54,6 +56,24 @@ struct Flags {
     /// Register an additional OCI runtime as name=path (repeatable).
     #[arg(long = "add-runtime", value_name = "NAME=PATH")]
     add_runtime: Vec<String>,
+    /// The default bridge's interface (created if missing) [default: berth0].
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// The default bridge's address and prefix, e.g. 172.18.0.1/16.
+    #[arg(long)]
+    bip: Option<String>,
+    /// The range the default bridge hands addresses out from.
+    #[arg(long)]
+    fixed_cidr: Option<String>,
+    /// The MTU of bridges and container interfaces.
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// Pools for automatic subnets: base=CIDR,size=N (repeatable).
+    #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
+    default_address_pool: Vec<String>,
+    /// berth's nftables table (a second daemon on the same host needs its own) [default: berth].
+    #[arg(long)]
+    firewall_table: Option<String>,
 }
 
 const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
@@ -61,6 +81,8 @@ const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 const DEFAULT_EXEC_ROOT: &str = "/run/berth";
 const DEFAULT_GROUP: &str = "berth";
+const DEFAULT_BRIDGE: &str = "berth0";
+const DEFAULT_FIREWALL_TABLE: &str = "berth";
 /// The built-in runtime: the shim runs it in-process; `berth runtime` is its runc-style CLI.
 const BUILTIN_RUNTIME: &str = "berth";
 
@@ -77,6 +99,18 @@ struct DaemonConfig {
     group: Option<GroupChoice>,
     default_runtime: String,
     runtimes: BTreeMap<String, String>,
+    network: NetworkSettings,
+}
+
+/// The networking settings (dockerd's names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NetworkSettings {
+    bridge: String,
+    bip: Option<String>,
+    fixed_cidr: Option<String>,
+    mtu: Option<u32>,
+    default_pools: Vec<berth_network::ipam::DefaultPool>,
+    firewall_table: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +150,12 @@ const FILE_KEYS: &[&str] = &[
     "group",
     "default-runtime",
     "runtimes",
+    "bridge",
+    "bip",
+    "fixed-cidr",
+    "mtu",
+    "default-address-pools",
+    "firewall-table",
 ];
 
 fn resolve(flags: Flags) -> Result<DaemonConfig> {
@@ -171,7 +211,44 @@ fn resolve(flags: Flags) -> Result<DaemonConfig> {
     if !runtimes.contains_key(&default_runtime) {
         bail!("default runtime {default_runtime:?} is not a configured runtime");
     }
+    let mut pool_specs = flags.default_address_pool.clone();
+    if let Some(value) = file.get("default-address-pools") {
+        #[derive(serde::Deserialize)]
+        struct Pool {
+            base: String,
+            size: u8,
+        }
+        let pools: Vec<Pool> = serde_json::from_value(value.clone()).context(
+            "default-address-pools in the configuration file must be a list of {\"base\", \"size\"}",
+        )?;
+        pool_specs.extend(
+            pools
+                .iter()
+                .map(|p| format!("base={},size={}", p.base, p.size)),
+        );
+    }
+    let network = NetworkSettings {
+        bridge: flags
+            .bridge
+            .or(string("bridge")?)
+            .unwrap_or_else(|| DEFAULT_BRIDGE.into()),
+        bip: flags.bip.or(string("bip")?),
+        fixed_cidr: flags.fixed_cidr.or(string("fixed-cidr")?),
+        mtu: flags.mtu.or(file
+            .get("mtu")
+            .and_then(Value::as_u64)
+            .and_then(|m| u32::try_from(m).ok())),
+        default_pools: pool_specs
+            .iter()
+            .map(|p| parse_pool(p))
+            .collect::<Result<_>>()?,
+        firewall_table: flags
+            .firewall_table
+            .or(string("firewall-table")?)
+            .unwrap_or_else(|| DEFAULT_FIREWALL_TABLE.into()),
+    };
     Ok(DaemonConfig {
+        network,
         sockets: hosts
             .iter()
             .map(|h| socket_path(h))
@@ -188,6 +265,30 @@ fn resolve(flags: Flags) -> Result<DaemonConfig> {
         default_runtime,
         runtimes,
     })
+}
+
+/// `base=10.10.0.0/16,size=24`.
+fn parse_pool(spec: &str) -> Result<berth_network::ipam::DefaultPool> {
+    let (mut base, mut size) = (None, None);
+    for part in spec.split(',') {
+        match part.split_once('=') {
+            Some(("base", v)) => base = Some(v),
+            Some(("size", v)) => size = v.parse::<u8>().ok(),
+            _ => bail!("invalid default address pool {spec:?}: expected base=CIDR,size=N"),
+        }
+    }
+    let (Some(base), Some(size)) = (base, size) else {
+        bail!("invalid default address pool {spec:?}: expected base=CIDR,size=N");
+    };
+    let base: ipnet::Ipv4Net = base
+        .parse()
+        .with_context(|| format!("invalid default address pool base {base:?}"))?;
+    if size < base.prefix_len() || size > 30 {
+        bail!(
+            "invalid default address pool {spec:?}: size must be between the base's prefix and 30"
+        );
+    }
+    Ok(berth_network::ipam::DefaultPool { base, size })
 }
 
 fn builtin_runtime_path() -> String {
@@ -317,6 +418,19 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
         Some(path) => PathBuf::from(path),
         None => std::env::current_exe().context("finding the berth binary for shims")?,
     };
+    let networks = Networks::open(
+        NetworksConfig {
+            data_root: config.data_root.clone(),
+            bridge: config.network.bridge.clone(),
+            bip: config.network.bip.clone(),
+            fixed_cidr: config.network.fixed_cidr.clone(),
+            default_pools: config.network.default_pools.clone(),
+            firewall_table: config.network.firewall_table.clone(),
+            mtu: config.network.mtu,
+        },
+        events.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let containers = Containers::open(
         ContainersConfig {
             data_root: config.data_root.clone(),
@@ -326,6 +440,7 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
         },
         images.clone(),
         events.clone(),
+        networks.clone(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let image_service = Arc::new(Images::new(images, events.clone(), containers.clone()));
@@ -343,6 +458,7 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             events,
             containers,
             images: image_service,
+            networks,
         };
         let mut listeners = Vec::new();
         for path in &config.sockets {

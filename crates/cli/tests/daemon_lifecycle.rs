@@ -68,6 +68,7 @@ fn a_stale_socket_is_replaced() {
     drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
     assert!(socket.exists());
     std::fs::write(dir.path().join("daemon.json"), "{}").expect("config");
+    let _net = daemon_support::NetCleanup(dir.path().to_owned());
     let mut child = spawn(&daemon_args(dir.path()));
     let deadline = std::time::Instant::now() + daemon_support::START_TIMEOUT;
     let mut up = false;

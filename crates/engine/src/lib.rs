@@ -10,11 +10,13 @@
 pub mod containers;
 pub mod events;
 pub mod images;
+pub mod networks;
 pub mod system;
 
 pub use containers::{Containers, ContainersConfig};
 pub use events::{Event, EventQuery, EventType, Events, EventsError, Subscription};
 pub use images::Images;
+pub use networks::{Networks, NetworksConfig};
 pub use system::{
     CgroupFacts, HostFacts, InfoReport, System, SystemConfig, SystemError, VersionReport,
 };

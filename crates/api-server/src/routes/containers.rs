@@ -82,6 +82,14 @@ struct CreateBody {
     config: Config,
     #[serde(rename = "HostConfig", default)]
     host_config: Option<HostConfig>,
+    #[serde(rename = "NetworkingConfig", default)]
+    networking_config: Option<NetworkingConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct NetworkingConfig {
+    #[serde(rename = "EndpointsConfig", default)]
+    endpoints_config: Option<BTreeMap<String, Option<super::networks::EndpointBody>>>,
 }
 
 async fn create(
@@ -94,11 +102,21 @@ async fn create(
             "config cannot be empty in order to create a container",
         ));
     };
+    let mut endpoints = BTreeMap::new();
+    for (network, ep) in body
+        .networking_config
+        .and_then(|n| n.endpoints_config)
+        .into_iter()
+        .flatten()
+    {
+        endpoints.insert(network, ep.unwrap_or_default().into_request()?);
+    }
     let created = containers
         .create(
             params.get("name").map(String::as_str),
             body.config,
             body.host_config.unwrap_or_default(),
+            endpoints,
         )
         .await?;
     Ok(json_response(
@@ -617,12 +635,12 @@ fn summary_json(r: &ContainerRecord, now: i64) -> Value {
         "ImageID": r.image,
         "Command": command_line(r),
         "Created": secs(&r.created),
-        "Ports": [],
+        "Ports": ports_list(r),
         "Labels": r.config.labels.clone().unwrap_or_default(),
         "State": r.state.status,
         "Status": status_text(r, now),
         "HostConfig": {"NetworkMode": network_mode(r)},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": networks_json(r)},
         "Mounts": mounts_json(r),
     })
 }
@@ -681,13 +699,96 @@ fn inspect_json(r: &ContainerRecord) -> Value {
         "GraphDriver": {"Data": r.graph_driver, "Name": "overlay2"},
         "Mounts": mounts_json(r),
         "Config": config,
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "HairpinMode": false,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
-            "SandboxKey": "", "SecondaryIPAddresses": Value::Null,
-            "SecondaryIPv6Addresses": Value::Null, "EndpointID": "", "Gateway": "",
-            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {},
-        },
+        "NetworkSettings": network_settings_json(r),
     })
+}
+
+/// Inspect's `NetworkSettings`: the legacy top-level fields come from the default bridge's
+/// endpoint, as in Docker.
+fn network_settings_json(r: &ContainerRecord) -> Value {
+    let ns = &r.network_settings;
+    let bridge = ns.networks.get("bridge");
+    let field = |f: fn(&berth_engine::networks::EndpointSettings) -> Value, empty: Value| {
+        bridge.map(f).unwrap_or(empty)
+    };
+    let sandbox = if r.state.running && r.state.pid > 0 {
+        format!("/proc/{}/ns/net", r.state.pid)
+    } else {
+        String::new()
+    };
+    let ports: BTreeMap<String, Value> = ns
+        .ports
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .chain(exposed_unbound(r).map(|k| (k, Value::Null)))
+        .collect();
+    json!({
+        "Bridge": "", "SandboxID": "", "HairpinMode": false,
+        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports,
+        "SandboxKey": sandbox, "SecondaryIPAddresses": Value::Null,
+        "SecondaryIPv6Addresses": Value::Null,
+        "EndpointID": field(|e| json!(e.endpoint_id), json!("")),
+        "Gateway": field(|e| json!(e.gateway), json!("")),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": field(|e| json!(e.ip_address), json!("")),
+        "IPPrefixLen": field(|e| json!(e.ip_prefix_len), json!(0)),
+        "IPv6Gateway": "",
+        "MacAddress": field(|e| json!(e.mac_address), json!("")),
+        "Networks": networks_json(r),
+    })
+}
+
+/// Exposed ports of a running container that have no binding (inspect lists them as null).
+fn exposed_unbound(r: &ContainerRecord) -> impl Iterator<Item = String> + '_ {
+    r.config
+        .exposed_ports
+        .iter()
+        .flat_map(|m| m.keys())
+        .filter(move |k| r.state.running && !r.network_settings.ports.contains_key(*k))
+        .cloned()
+}
+
+/// `NetworkSettings.Networks`, each endpoint in Docker's shape.
+fn networks_json(r: &ContainerRecord) -> BTreeMap<String, Value> {
+    r.network_settings
+        .networks
+        .iter()
+        .map(|(name, e)| {
+            let ipam = e
+                .ipv4_requested
+                .as_ref()
+                .map_or(Value::Null, |ip| json!({"IPv4Address": ip}));
+            let value = json!({
+                "IPAMConfig": ipam, "Links": Value::Null, "Aliases": e.aliases,
+                "MacAddress": e.mac_address, "DriverOpts": Value::Null,
+                "NetworkID": e.network_id, "EndpointID": e.endpoint_id,
+                "Gateway": e.gateway, "IPAddress": e.ip_address,
+                "IPPrefixLen": e.ip_prefix_len, "IPv6Gateway": "",
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                "DNSNames": if e.dns_names.is_empty() { Value::Null } else { json!(e.dns_names) },
+            });
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+/// The list's `Ports`: each published binding, and exposed ports without one.
+fn ports_list(r: &ContainerRecord) -> Vec<Value> {
+    let split = |key: &str| {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        (port.parse::<u16>().unwrap_or(0), proto.to_owned())
+    };
+    let mut out = Vec::new();
+    for (key, bindings) in &r.network_settings.ports {
+        let (private, proto) = split(key);
+        for b in bindings {
+            out.push(json!({"IP": b.host_ip, "PrivatePort": private,
+                "PublicPort": b.host_port.parse::<u16>().unwrap_or(0), "Type": proto}));
+        }
+    }
+    for key in exposed_unbound(r) {
+        let (private, proto) = split(&key);
+        out.push(json!({"PrivatePort": private, "Type": proto}));
+    }
+    out
 }

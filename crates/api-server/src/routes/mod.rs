@@ -4,6 +4,7 @@
 mod containers;
 mod events;
 mod images;
+mod networks;
 mod system;
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::response::{IntoResponse, Response};
-use berth_engine::{Containers, Events, Images, System};
+use berth_engine::{Containers, Events, Images, Networks, System};
 use berth_errdefs::Category;
 
 use crate::Backend;
@@ -42,12 +43,19 @@ impl FromRef<Backend> for Arc<Images> {
     }
 }
 
+impl FromRef<Backend> for Arc<Networks> {
+    fn from_ref(backend: &Backend) -> Arc<Networks> {
+        backend.networks.clone()
+    }
+}
+
 pub(crate) fn router(backend: Backend) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(events::routes())
         .merge(containers::routes())
         .merge(images::routes())
+        .merge(networks::routes())
         .with_state(backend)
 }
 

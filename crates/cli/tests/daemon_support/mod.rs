@@ -24,10 +24,89 @@ pub struct Daemon {
     pub pidfile: PathBuf,
 }
 
+/// A test daemon's own bridge, nftables table and address range, so daemons running side by
+/// side never share network state. Kept in `dir` so a restarted daemon gets the same ones.
+pub struct TestNet {
+    pub bridge: String,
+    pub table: String,
+    /// The default bridge's gateway with its prefix (`10.a.b.1/24`).
+    pub bip: String,
+    /// A /20 for automatic subnets; the bip's /24 is its first.
+    pub pool: String,
+}
+
+impl TestNet {
+    fn for_dir(dir: &Path) -> TestNet {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        TestNet::existing(dir).unwrap_or_else(|| {
+            let n = (std::process::id() % 64) * 64 + NEXT.fetch_add(1, Ordering::Relaxed) % 64;
+            std::fs::write(dir.join("test-net"), n.to_string()).expect("test-net file");
+            TestNet::numbered(n)
+        })
+    }
+
+    /// The network state of the daemon that used `dir`, if one did.
+    pub fn existing(dir: &Path) -> Option<TestNet> {
+        let text = std::fs::read_to_string(dir.join("test-net")).ok()?;
+        Some(TestNet::numbered(text.trim().parse().ok()?))
+    }
+
+    fn numbered(n: u32) -> TestNet {
+        let (a, b) = (n / 16, (n % 16) * 16);
+        TestNet {
+            bridge: format!("bt{n}"),
+            table: format!("berth_t{n}"),
+            bip: format!("10.{a}.{b}.1/24"),
+            pool: format!("base=10.{a}.{b}.0/20,size=24"),
+        }
+    }
+
+    /// Removes the daemon's bridges (the default one and those of networks it created) and its
+    /// table. Containers must be gone first (their veths go with their namespaces).
+    pub fn cleanup(&self, data_root: &Path) {
+        let mut bridges = vec![self.bridge.clone()];
+        if let Ok(entries) = std::fs::read_dir(data_root.join("network")) {
+            for e in entries.flatten() {
+                let record: Option<serde_json::Value> = std::fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                if let Some(name) = record.as_ref().and_then(|r| r["Bridge"].as_str())
+                    && !name.is_empty()
+                {
+                    bridges.push(name.to_owned());
+                }
+            }
+        }
+        for bridge in bridges {
+            let _ = Command::new("ip")
+                .args(["link", "del", &bridge])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.table])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Removes the network state of a daemon started on `dir` by hand (not through [`Daemon`]).
+pub struct NetCleanup(pub PathBuf);
+
+impl Drop for NetCleanup {
+    fn drop(&mut self) {
+        if let Some(net) = TestNet::existing(&self.0) {
+            net.cleanup(&self.0.join("data"));
+        }
+    }
+}
+
 /// The argument list for a daemon whose state lives under `dir`.
 pub fn daemon_args(dir: &Path) -> Vec<String> {
     let s = |p: PathBuf| p.display().to_string();
-    vec![
+    let net = TestNet::for_dir(dir);
+    let mut args: Vec<String> = vec![
         "daemon".into(),
         "-H".into(),
         format!("unix://{}", dir.join("berth.sock").display()),
@@ -41,7 +120,18 @@ pub fn daemon_args(dir: &Path) -> Vec<String> {
         s(dir.join("daemon.json")),
         "--log-level".into(),
         "debug".into(),
-    ]
+    ];
+    args.extend([
+        "--bridge".into(),
+        net.bridge,
+        "--bip".into(),
+        net.bip,
+        "--default-address-pool".into(),
+        net.pool,
+        "--firewall-table".into(),
+        net.table,
+    ]);
+    args
 }
 
 impl Daemon {
@@ -140,6 +230,9 @@ impl Drop for Daemon {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
             }
+        }
+        if let Some(net) = TestNet::existing(self.dir.path()) {
+            net.cleanup(&self.data_root);
         }
     }
 }

@@ -184,8 +184,18 @@ pub struct HostConfig {
     pub oom_kill_disable: Option<bool>,
     /// `--blkio-weight`.
     pub blkio_weight: u16,
-    /// `-p` (kept for inspect; ports are the network layer's).
+    /// `-p`: `80/tcp` → `[{"HostIp": "", "HostPort": "8080"}]`.
     pub port_bindings: Option<BTreeMap<String, serde_json::Value>>,
+    /// `-P`: every exposed port on an ephemeral host port.
+    pub publish_all_ports: bool,
+    /// `--dns`.
+    pub dns: Option<Vec<String>>,
+    /// `--dns-option`.
+    pub dns_options: Option<Vec<String>>,
+    /// `--dns-search`.
+    pub dns_search: Option<Vec<String>>,
+    /// `--add-host`: `name:ip` (or `name=ip`).
+    pub extra_hosts: Option<Vec<String>>,
 }
 
 /// `State`.
@@ -275,4 +285,8 @@ pub struct ContainerRecord {
     pub restart_count: i64,
     /// Stopped or killed by a user: a restart policy other than `always` leaves it stopped.
     pub has_been_manually_stopped: bool,
+    /// What it is connected to while running.
+    pub network_settings: crate::networks::NetworkSettings,
+    /// `NetworkingConfig.EndpointsConfig` from create: network → `--ip`, aliases.
+    pub endpoints_config: BTreeMap<String, crate::networks::EndpointRequest>,
 }

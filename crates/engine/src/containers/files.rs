@@ -136,51 +136,87 @@ const DEFAULT_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost 
 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 /// Writes `hostname`, `hosts` and `resolv.conf` into `dir` as Docker does: the host's files
-/// for `--network host`; otherwise loopback entries, and the host's resolvers without
-/// loopback ones (Google's public resolvers when none is left).
-pub(crate) fn write_etc_files(dir: &Path, hostname: &str, network_mode: &str) -> Result<EtcFiles> {
+/// for `--network host`; otherwise loopback entries (the container's own address is added
+/// at start), and a resolv.conf naming the embedded resolver on user-defined networks, else
+/// the host's resolvers without loopback ones.
+pub(crate) fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    host: &HostConfig,
+    embedded_dns: bool,
+) -> Result<EtcFiles> {
     let files = EtcFiles {
         hostname: dir.join("hostname"),
         hosts: dir.join("hosts"),
         resolv_conf: dir.join("resolv.conf"),
     };
-    let host_net = network_mode == "host";
+    let host_net = host.network_mode == "host";
     write_replace(&files.hostname, format!("{hostname}\n").as_bytes())?;
-    let hosts = if host_net {
-        fs::read_to_string("/etc/hosts").unwrap_or_else(|_| DEFAULT_HOSTS.to_owned())
+    if host_net {
+        let hosts = fs::read_to_string("/etc/hosts").unwrap_or_else(|_| DEFAULT_HOSTS.to_owned());
+        write_replace(&files.hosts, hosts.as_bytes())?;
     } else {
-        DEFAULT_HOSTS.to_owned()
-    };
-    write_replace(&files.hosts, hosts.as_bytes())?;
+        write_hosts(&files.hosts, hostname, None, host)?;
+    }
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = if host_net {
         host_resolv
     } else {
-        let mut out = String::new();
-        let mut servers = 0;
-        for line in host_resolv.lines() {
-            let mut words = line.split_whitespace();
-            if words.next() == Some("nameserver") {
-                let addr = words.next().unwrap_or("");
-                if addr.starts_with("127.") || addr == "::1" {
-                    continue;
-                }
-                servers += 1;
-            }
-            out.push_str(line);
-            out.push('\n');
-        }
-        if servers == 0 {
-            out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-        }
-        out
+        let request = berth_network::dns::ResolvConfRequest {
+            embedded: embedded_dns,
+            dns: host
+                .dns
+                .iter()
+                .flatten()
+                .map(|d| {
+                    d.parse()
+                        .map_err(|_| invalid(format!("{d} is not an ip address")))
+                })
+                .collect::<Result<_>>()?,
+            search: host.dns_search.clone().unwrap_or_default(),
+            options: host.dns_options.clone().unwrap_or_default(),
+        };
+        berth_network::dns::container_resolv_conf(&host_resolv, &request)
     };
     write_replace(&files.resolv_conf, resolv.as_bytes())?;
     Ok(files)
 }
 
-/// The network namespace for `NetworkMode`. Until the networking layer lands, every mode but
-/// `host` is a namespace with loopback only.
+/// `/etc/hosts`: loopback, `--add-host` entries, and the container's own address and
+/// hostname once it has one (Docker's order).
+pub(crate) fn write_hosts(
+    path: &Path,
+    hostname: &str,
+    ip: Option<&str>,
+    host: &HostConfig,
+) -> Result<()> {
+    let mut hosts = DEFAULT_HOSTS.to_owned();
+    for entry in host.extra_hosts.iter().flatten() {
+        let (name, addr) = parse_extra_host(entry)?;
+        hosts.push_str(&format!("{addr}\t{name}\n"));
+    }
+    if let Some(ip) = ip {
+        hosts.push_str(&format!("{ip}\t{hostname}\n"));
+    }
+    write_replace(path, hosts.as_bytes())
+}
+
+/// `--add-host name:ip` (or `name=ip`); the address may be IPv6 (with colons).
+pub(crate) fn parse_extra_host(entry: &str) -> Result<(&str, std::net::IpAddr)> {
+    let bad = || invalid(format!("invalid extra host entry: {entry:?}"));
+    let (name, addr) = entry
+        .split_once('=')
+        .or_else(|| entry.split_once(':'))
+        .ok_or_else(bad)?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    Ok((name, addr.parse().map_err(|_| bad())?))
+}
+
+/// The network namespace for `NetworkMode`: the host's, or a new one (which the networks
+/// service wires into its bridges between create and start).
 pub(crate) fn network_namespace(mode: &str) -> Result<berth_spec::NetworkNamespace> {
     match mode {
         "host" => Ok(berth_spec::NetworkNamespace::Host),

@@ -37,11 +37,13 @@ pub use config::{
     TmpfsOptions, UlimitConfig, ZERO_TIME,
 };
 pub use exec::{ExecConfig, ExecInfo};
+pub(crate) use files::write_atomic;
 pub use logs::{LogLine, LogOptions, LogStream};
 pub use shim::AttachOptions;
 pub use top::TopReport;
 
 use crate::events::{Event, EventType, Events};
+use crate::networks::{ContainerNet, EndpointRequest, NetworkSettings, Networks};
 
 type Result<T> = std::result::Result<T, CategorizedError>;
 
@@ -154,6 +156,7 @@ pub struct Containers {
     cfg: ContainersConfig,
     images: Arc<ImageStore>,
     events: Arc<Events>,
+    networks: Arc<Networks>,
     index: Mutex<Index>,
     execs: Mutex<BTreeMap<String, ExecInfo>>,
 }
@@ -177,6 +180,7 @@ impl Containers {
         cfg: ContainersConfig,
         images: Arc<ImageStore>,
         events: Arc<Events>,
+        networks: Arc<Networks>,
     ) -> Result<Arc<Containers>> {
         for dir in [
             cfg.data_root.join("containers"),
@@ -206,6 +210,7 @@ impl Containers {
             cfg,
             images,
             events,
+            networks,
             index: Mutex::new(index),
             execs: Mutex::new(BTreeMap::new()),
         }))
@@ -292,12 +297,15 @@ impl Containers {
         name: Option<&str>,
         config: Config,
         host_config: HostConfig,
+        endpoints: BTreeMap<String, EndpointRequest>,
     ) -> Result<Created> {
         let this = self.clone();
         let name = name.map(str::to_owned);
-        tokio::task::spawn_blocking(move || this.create_blocking(name, config, host_config))
-            .await
-            .map_err(|e| sys("create task", e))?
+        tokio::task::spawn_blocking(move || {
+            this.create_blocking(name, config, host_config, endpoints)
+        })
+        .await
+        .map_err(|e| sys("create task", e))?
     }
 
     fn reserve_name(&self, name: Option<String>, id: &str) -> Result<String> {
@@ -344,6 +352,7 @@ impl Containers {
         name: Option<String>,
         mut config: Config,
         host: HostConfig,
+        endpoints: BTreeMap<String, EndpointRequest>,
     ) -> Result<Created> {
         if config.image.is_empty() {
             return Err(invalid("No command specified"));
@@ -356,7 +365,20 @@ impl Containers {
             .images
             .config(&image_id)
             .map_err(|e| CategorizedError::from_error(&e))?;
+        if let Some(ports) = image_config
+            .config
+            .as_ref()
+            .and_then(|c| c.exposed_ports.clone())
+        {
+            let exposed = config.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for (port, v) in ports {
+                exposed.entry(port).or_insert(v);
+            }
+        }
         let id = berth_reference::generate_id();
+        // A bad -p fails create; an unknown network fails start, as in Docker (a 404 from
+        // create would make the docker CLI try to pull the image).
+        port_specs(&config, &host)?;
         let name = self.reserve_name(name, &id)?;
         let mut cleanup = files::Cleanup::default();
         match self.create_files(
@@ -366,6 +388,7 @@ impl Containers {
             image_config.config.as_ref(),
             &mut config,
             &host,
+            endpoints,
             &mut cleanup,
         ) {
             Ok(record) => {
@@ -394,6 +417,7 @@ impl Containers {
         image: Option<&berth_image::ContainerConfig>,
         config: &mut Config,
         host: &HostConfig,
+        endpoints: BTreeMap<String, EndpointRequest>,
         cleanup: &mut files::Cleanup,
     ) -> Result<ContainerRecord> {
         let spec_cfg = merged_spec_config(config, host, image)?;
@@ -446,7 +470,10 @@ impl Containers {
             .mount(&rootfs)
             .map_err(|e| sys("mount the root filesystem", e))?;
         cleanup.mounts.push(rootfs.clone());
-        let etc = files::write_etc_files(&dir, &config.hostname, &host.network_mode)?;
+        let embedded_dns = crate::networks::mode_network(&host.network_mode)
+            .is_some_and(|n| n != "bridge")
+            || endpoints.keys().any(|n| n != "bridge");
+        let etc = files::write_etc_files(&dir, &config.hostname, host, embedded_dns)?;
         cleanup.dirs.push(self.bundle_dir(id));
         self.write_bundle(id, &config.hostname, &host.network_mode, &spec_cfg, &etc)?;
         let mut graph = BTreeMap::new();
@@ -484,6 +511,8 @@ impl Containers {
             log_path: dir.join(format!("{id}-json.log")).display().to_string(),
             restart_count: 0,
             has_been_manually_stopped: false,
+            network_settings: NetworkSettings::default(),
+            endpoints_config: endpoints,
         };
         files::write_record(&dir.join(files::RECORD_NAME), &record)?;
         Ok(record)
@@ -623,6 +652,71 @@ impl Containers {
                 .await
                 .map_err(|e| sys("bundle task", e))??;
         }
+        let settings = self.prepare_network(c)?;
+        let pid = match self.launch(c, &state_dir, &settings).await {
+            Ok(pid) => pid,
+            Err(e) => {
+                self.networks.release(&id, &settings).await;
+                return Err(e);
+            }
+        };
+        let record = {
+            let mut r = c.rec();
+            r.state = State {
+                status: "running".into(),
+                running: true,
+                pid,
+                started_at: now(),
+                ..State::default()
+            };
+            r.network_settings = settings;
+            r.clone()
+        };
+        self.save(c)?;
+        c.life.send_modify(|l| l.running = true);
+        self.publish(&record, "start", &[]);
+        self.spawn_monitor(c.clone());
+        Ok(())
+    }
+
+    /// Allocates the container's addresses and host ports and writes its `/etc/hosts` with
+    /// its address, before the runtime bind-mounts the file.
+    fn prepare_network(&self, c: &Container) -> Result<NetworkSettings> {
+        let r = c.snapshot();
+        let ports = port_specs(&r.config, &r.host_config)?;
+        let settings = self.networks.prepare(&ContainerNet {
+            id: &r.id,
+            name: &r.name,
+            hostname: &r.config.hostname,
+            mode: &r.host_config.network_mode,
+            endpoints: &r.endpoints_config,
+            port_bindings: &ports,
+        })?;
+        if r.host_config.network_mode != "host" {
+            let ip = settings.primary().map(|e| e.ip_address.as_str());
+            let hosts = files::write_hosts(
+                std::path::Path::new(&r.hosts_path),
+                &r.config.hostname,
+                ip,
+                &r.host_config,
+            );
+            if let Err(e) = hosts {
+                self.networks.release_now(&r.id, &settings);
+                return Err(e);
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Starts the shim (the runtime creates the container), wires its network into the
+    /// created init's namespace, then lets it run. Returns the init's pid.
+    async fn launch(
+        &self,
+        c: &Arc<Container>,
+        state_dir: &std::path::Path,
+        settings: &NetworkSettings,
+    ) -> Result<i32> {
+        let id = c.id.clone();
         let (tty, stdin, stdin_once, log_path) = {
             let r = c.rec();
             (
@@ -638,7 +732,7 @@ impl Containers {
             runtime_root: self.runtime_root(),
             id: id.clone(),
             bundle: self.bundle_dir(&id),
-            state_dir: state_dir.clone(),
+            state_dir: state_dir.to_owned(),
             log_path,
             tty,
             stdin,
@@ -650,32 +744,21 @@ impl Containers {
         let pending: Vec<PendingAttach> =
             std::mem::take(&mut *c.pending.lock().unwrap_or_else(|p| p.into_inner()));
         for (opts, tx) in pending {
-            let _ = tx.send(shim::attach(&state_dir, opts).await);
+            let _ = tx.send(shim::attach(state_dir, opts).await);
         }
-        if let Err(e) = shim::call(&state_dir, Request::Start).await {
-            shim::teardown(&state_dir, &self.runtime_root(), &id).await;
+        let pid = shim::state(state_dir).await.map(|s| s.pid).unwrap_or(0);
+        if let Err(e) = self.networks.plumb(&id, pid, settings).await {
+            shim::teardown(state_dir, &self.runtime_root(), &id).await;
+            return Err(e);
+        }
+        if let Err(e) = shim::call(state_dir, Request::Start).await {
+            shim::teardown(state_dir, &self.runtime_root(), &id).await;
             return Err(CategorizedError::new(
                 Category::InvalidParameter,
                 e.message.trim_start_matches("shim: ").to_owned(),
             ));
         }
-        let pid = shim::state(&state_dir).await.map(|s| s.pid).unwrap_or(0);
-        let record = {
-            let mut r = c.rec();
-            r.state = State {
-                status: "running".into(),
-                running: true,
-                pid,
-                started_at: now(),
-                ..State::default()
-            };
-            r.clone()
-        };
-        self.save(c)?;
-        c.life.send_modify(|l| l.running = true);
-        self.publish(&record, "start", &[]);
-        self.spawn_monitor(c.clone());
-        Ok(())
+        Ok(pid)
     }
 
     fn spawn_monitor(self: &Arc<Self>, c: Arc<Container>) {
@@ -699,8 +782,11 @@ impl Containers {
     }
 
     async fn record_exit(self: &Arc<Self>, c: &Arc<Container>, exit: &ExitInfo) {
+        let settings = c.rec().network_settings.clone();
+        self.networks.release(&c.id, &settings).await;
         let record = {
             let mut r = c.rec();
+            r.network_settings = settings.stopped();
             r.state.status = "exited".into();
             r.state.running = false;
             r.state.paused = false;
@@ -1142,6 +1228,119 @@ impl Containers {
         Ok(())
     }
 
+    /// `POST /networks/{id}/connect`: a running container is wired at once; a stopped one
+    /// joins the network at its next start.
+    pub async fn connect(
+        self: &Arc<Self>,
+        network: &str,
+        name_or_id: &str,
+        request: EndpointRequest,
+    ) -> Result<()> {
+        let c = self.find(name_or_id)?;
+        let net = self.networks.find(network)?;
+        let _op = c.op.lock().await;
+        let r = c.snapshot();
+        if crate::networks::mode_network(&r.host_config.network_mode).is_none()
+            || net.driver != "bridge"
+        {
+            return Err(CategorizedError::new(
+                Category::Forbidden,
+                "container sharing network namespace with another container or host cannot be connected to any other network",
+            ));
+        }
+        if self.connected_key(&r, &net.id).is_some() {
+            return Err(CategorizedError::new(
+                Category::Forbidden,
+                format!(
+                    "endpoint with name {} already exists in network {}",
+                    r.name, net.name
+                ),
+            ));
+        }
+        if r.state.running {
+            let mut settings = r.network_settings.clone();
+            let net_ctx = ContainerNet {
+                id: &r.id,
+                name: &r.name,
+                hostname: &r.config.hostname,
+                mode: &r.host_config.network_mode,
+                endpoints: &r.endpoints_config,
+                port_bindings: &[],
+            };
+            self.networks
+                .connect_live(&net_ctx, r.state.pid, &net.name, &request, &mut settings)
+                .await?;
+            c.rec().network_settings = settings;
+        }
+        c.rec().endpoints_config.insert(net.name.clone(), request);
+        self.save(&c)?;
+        self.networks
+            .publish_container_event(&net, "connect", &r.id);
+        Ok(())
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub async fn disconnect(
+        self: &Arc<Self>,
+        network: &str,
+        name_or_id: &str,
+        _force: bool,
+    ) -> Result<()> {
+        let c = self.find(name_or_id)?;
+        let net = self.networks.find(network)?;
+        let _op = c.op.lock().await;
+        let r = c.snapshot();
+        let Some(key) = self.connected_key(&r, &net.id) else {
+            return Err(CategorizedError::new(
+                Category::Forbidden,
+                format!(
+                    "container {} is not connected to network {}",
+                    r.id, net.name
+                ),
+            ));
+        };
+        if key.is_none() {
+            return Err(CategorizedError::new(
+                Category::NotImplemented,
+                format!(
+                    "berth: disconnecting a container from the network its --network names ({}) is not supported yet",
+                    net.name
+                ),
+            ));
+        }
+        if r.state.running {
+            let mut settings = r.network_settings.clone();
+            if let Some(ep) = settings.networks.remove(&net.name) {
+                self.networks.release_endpoint(&r.id, &ep).await;
+            }
+            c.rec().network_settings = settings;
+        }
+        if let Some(key) = key {
+            c.rec().endpoints_config.remove(&key);
+        }
+        self.save(&c)?;
+        self.networks
+            .publish_container_event(&net, "disconnect", &r.id);
+        Ok(())
+    }
+
+    /// How `r` names network `net_id`: `Some(None)` through its `--network`,
+    /// `Some(Some(key))` through its endpoints config, `None` when it does not.
+    fn connected_key(&self, r: &ContainerRecord, net_id: &str) -> Option<Option<String>> {
+        let is = |name: &str| {
+            crate::networks::mode_network(name)
+                .and_then(|n| self.networks.find(n).ok())
+                .is_some_and(|n| n.id == net_id)
+        };
+        if is(&r.host_config.network_mode) {
+            return Some(None);
+        }
+        r.endpoints_config
+            .keys()
+            .find(|k| is(k))
+            .map(|k| Some(k.clone()))
+    }
+
     /// `GET /containers/{id}/json`.
     pub fn inspect(&self, name_or_id: &str) -> Result<ContainerRecord> {
         Ok(self.find(name_or_id)?.snapshot())
@@ -1277,6 +1476,17 @@ impl Containers {
     /// records the exit of those whose shim is gone.
     pub async fn restore(self: &Arc<Self>) {
         let containers: Vec<Arc<Container>> = self.idx().by_id.values().cloned().collect();
+        // Bridges and rules first: containers restarted below need them, running ones
+        // keep their published ports.
+        let running: Vec<(String, NetworkSettings)> = containers
+            .iter()
+            .map(|c| c.snapshot())
+            .filter(|r| r.state.running)
+            .map(|r| (r.id, r.network_settings))
+            .collect();
+        if let Err(e) = self.networks.restore(&running).await {
+            tracing::error!("restoring networks: {}", e.message);
+        }
         for c in containers {
             if !c.rec().state.running {
                 let (policy, manual) = {
@@ -1304,6 +1514,8 @@ impl Containers {
             match shim::state(&state_dir).await {
                 Ok(s) if s.exit.is_none() => {
                     c.rec().state.pid = s.pid;
+                    let settings = c.rec().network_settings.clone();
+                    self.networks.reattach(&c.id, s.pid, &settings);
                     tracing::info!("reconnected to the shim of {}", c.id);
                     self.spawn_monitor(c.clone());
                 }
@@ -1324,6 +1536,15 @@ impl Containers {
             }
         }
     }
+}
+
+/// The container's published ports: `-p` bindings and, with `-P`, its exposed ports.
+fn port_specs(config: &Config, host: &HostConfig) -> Result<Vec<berth_network::ports::PortSpec>> {
+    crate::networks::port_specs(
+        host.port_bindings.as_ref(),
+        host.publish_all_ports,
+        config.exposed_ports.iter().flat_map(|m| m.keys()),
+    )
 }
 
 /// The spec crate's input: the container's config with the image's merged under it.
