@@ -569,3 +569,81 @@ fn published_ports_and_dns_survive_a_daemon_kill() {
         "{late_ip} reused"
     );
 }
+
+#[test]
+fn container_mode_shares_the_other_containers_network() {
+    let env = Env::new();
+    let web = httpd(
+        &env,
+        &["--name", "web", "--hostname", "webhost"],
+        "shared-ns",
+    );
+    let ip = env.inspect("web", "{{.NetworkSettings.IPAddress}}");
+    let mode = format!("container:{}", &web[..12]);
+    let addr = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &mode,
+        "busybox",
+        "ip",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(addr.contains(&format!("inet {ip}/")), "{addr}");
+    // The same loopback: the httpd listening in `web` answers on 127.0.0.1 here.
+    let page = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &mode,
+        "busybox",
+        "sh",
+        "-c",
+        "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80",
+    ]);
+    assert!(page.contains("shared-ns"), "{page}");
+    let hostname = env.ok(&["run", "--rm", "--network", &mode, "busybox", "hostname"]);
+    assert_eq!(hostname.trim(), "webhost");
+    env.ok(&["stop", "-t", "0", "web"]);
+    let err = env.fails(&["run", "--rm", "--network", &mode, "busybox", "true"]);
+    assert!(
+        err.contains("cannot join network of a non running container"),
+        "{err}"
+    );
+}
+
+#[test]
+fn extra_hosts_and_dns_options_reach_the_containers_files() {
+    let env = Env::new();
+    let hosts = env.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db.local:10.9.8.7",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains("10.9.8.7\tdb.local"), "{hosts}");
+    let resolv = env.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "10.1.2.3",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:2",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert!(resolv.contains("nameserver 10.1.2.3"), "{resolv}");
+    assert!(resolv.contains("search corp.example"), "{resolv}");
+    assert!(resolv.contains("options ndots:2"), "{resolv}");
+    let err = env.fails(&["run", "--rm", "--dns", "not-an-ip", "busybox", "true"]);
+    assert!(err.contains("not-an-ip"), "{err}");
+}

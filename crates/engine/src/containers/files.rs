@@ -220,9 +220,8 @@ pub(crate) fn parse_extra_host(entry: &str) -> Result<(&str, std::net::IpAddr)> 
 pub(crate) fn network_namespace(mode: &str) -> Result<berth_spec::NetworkNamespace> {
     match mode {
         "host" => Ok(berth_spec::NetworkNamespace::Host),
-        m if m.starts_with("container:") => Err(CategorizedError::new(
-            Category::NotImplemented,
-            "berth: --network container:… is not supported yet",
+        m if m.starts_with("container:") && m.len() == "container:".len() => Err(invalid(
+            "invalid network mode: container: needs a container name or id",
         )),
         _ => Ok(berth_spec::NetworkNamespace::None),
     }

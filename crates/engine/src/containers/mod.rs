@@ -470,12 +470,15 @@ impl Containers {
             .mount(&rootfs)
             .map_err(|e| sys("mount the root filesystem", e))?;
         cleanup.mounts.push(rootfs.clone());
-        let embedded_dns = crate::networks::mode_network(&host.network_mode)
-            .is_some_and(|n| n != "bridge")
-            || endpoints.keys().any(|n| n != "bridge");
+        let user_network =
+            |mode: &str| crate::networks::mode_network(mode).is_some_and(|n| n != "bridge");
+        let embedded_dns =
+            user_network(&host.network_mode) || endpoints.keys().any(|n| user_network(n));
         let etc = files::write_etc_files(&dir, &config.hostname, host, embedded_dns)?;
         cleanup.dirs.push(self.bundle_dir(id));
-        self.write_bundle(id, &config.hostname, &host.network_mode, &spec_cfg, &etc)?;
+        // `container:` modes get their namespace at start, when the other container runs.
+        let network = files::network_namespace(&host.network_mode)?;
+        self.write_bundle(id, &config.hostname, network, &spec_cfg, &etc)?;
         let mut graph = BTreeMap::new();
         graph.insert("MergedDir".to_owned(), rootfs.display().to_string());
         if let berth_snapshot::Mount::Overlay {
@@ -524,7 +527,7 @@ impl Containers {
         &self,
         id: &str,
         hostname: &str,
-        network_mode: &str,
+        network: berth_spec::NetworkNamespace,
         spec_cfg: &berth_spec::ContainerConfig,
         etc: &files::EtcFiles,
     ) -> Result<()> {
@@ -533,7 +536,7 @@ impl Containers {
         ctx.hostname_path = Some(etc.hostname.clone());
         ctx.hosts_path = Some(etc.hosts.clone());
         ctx.resolv_conf_path = Some(etc.resolv_conf.clone());
-        ctx.network = files::network_namespace(network_mode)?;
+        ctx.network = network;
         let spec = berth_spec::generate(spec_cfg, &ctx, &berth_spec::NoVolumes)
             .map_err(|e| CategorizedError::from_error(&e))?;
         let bundle = self.bundle_dir(id);
@@ -542,8 +545,14 @@ impl Containers {
         files::write_replace(&bundle.join("config.json"), &spec_json)
     }
 
-    /// Rewrites a missing bundle from the record and the image's config.
-    fn rewrite_bundle(&self, record: &ContainerRecord) -> Result<()> {
+    /// Rewrites the bundle from the record and the image's config: when it is missing, and
+    /// at each start of a container that joins another's network (`joined`: that
+    /// container's record), whose namespace, hostname and `/etc` files it shares.
+    fn rewrite_bundle(
+        &self,
+        record: &ContainerRecord,
+        joined: Option<&ContainerRecord>,
+    ) -> Result<()> {
         let image_id = berth_reference::ImageId::parse(&record.image)
             .map_err(|e| CategorizedError::from_error(&e))?;
         let image = self
@@ -552,18 +561,44 @@ impl Containers {
             .map_err(|e| CategorizedError::from_error(&e))?;
         let spec_cfg =
             merged_spec_config(&record.config, &record.host_config, image.config.as_ref())?;
+        let files_of = joined.unwrap_or(record);
         let etc = files::EtcFiles {
-            hostname: PathBuf::from(&record.hostname_path),
-            hosts: PathBuf::from(&record.hosts_path),
-            resolv_conf: PathBuf::from(&record.resolv_conf_path),
+            hostname: PathBuf::from(&files_of.hostname_path),
+            hosts: PathBuf::from(&files_of.hosts_path),
+            resolv_conf: PathBuf::from(&files_of.resolv_conf_path),
+        };
+        let network = match joined {
+            Some(other) => berth_spec::NetworkNamespace::Container(other.state.pid),
+            None => files::network_namespace(&record.host_config.network_mode)?,
         };
         self.write_bundle(
             &record.id,
-            &record.config.hostname,
-            &record.host_config.network_mode,
+            &files_of.config.hostname,
+            network,
             &spec_cfg,
             &etc,
         )
+    }
+
+    /// For `--network container:<name>`: the running container whose namespace to join.
+    fn joined_container(&self, record: &ContainerRecord) -> Result<Option<ContainerRecord>> {
+        let Some(target) = record.host_config.network_mode.strip_prefix("container:") else {
+            return Ok(None);
+        };
+        let other = self.find(target)?.snapshot();
+        if other.id == record.id {
+            return Err(invalid("cannot join own network"));
+        }
+        if !other.state.running || other.state.pid <= 0 {
+            return Err(CategorizedError::new(
+                Category::Conflict,
+                format!(
+                    "cannot join network of a non running container: {}",
+                    other.id
+                ),
+            ));
+        }
+        Ok(Some(other))
     }
 
     /// `POST /containers/{id}/start`. NotModified when already running.
@@ -645,10 +680,11 @@ impl Containers {
                 .mount(&rootfs)
                 .map_err(|e| sys("mount the root filesystem", e))?;
         }
-        if !self.bundle_dir(&id).join("config.json").exists() {
-            let record = c.snapshot();
+        let record = c.snapshot();
+        let joined = self.joined_container(&record)?;
+        if joined.is_some() || !self.bundle_dir(&id).join("config.json").exists() {
             let this = self.clone();
-            tokio::task::spawn_blocking(move || this.rewrite_bundle(&record))
+            tokio::task::spawn_blocking(move || this.rewrite_bundle(&record, joined.as_ref()))
                 .await
                 .map_err(|e| sys("bundle task", e))??;
         }
