@@ -13,11 +13,16 @@ cleanup() {
   "$BERTH" runtime --root "$root" delete --force demo-detached >/dev/null 2>&1 || true
   [ -f "$work/shim/shim.pid" ] && kill "$(cat "$work/shim/shim.pid")" 2>/dev/null || true
   if [ -n "${daemon_pid:-}" ]; then
-    docker rm -f demo-web >/dev/null 2>&1 || true
+    docker rm -f demo-web demo-site demo-client >/dev/null 2>&1 || true
+    docker network rm demo-net >/dev/null 2>&1 || true
     kill "$daemon_pid" 2>/dev/null || true
     wait "$daemon_pid" 2>/dev/null || true
     grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
     rm -rf "$exec_root"
+    # The demo daemon's own bridge and nftables table (a real daemon keeps them, as Docker
+    # keeps docker0).
+    ip link del berthdemo0 2>/dev/null || true
+    nft delete table ip berth_demo 2>/dev/null || true
   fi
   rm -rf "$work"
 }
@@ -80,7 +85,8 @@ fi
 say "berth daemon: the Docker Engine API, driven by the real docker CLI"
 exec_root=$work/exec
 "$BERTH" daemon -H "unix://$work/berth.sock" --data-root "$work/data" --exec-root "$exec_root" \
-  --config-file /dev/null >"$work/daemon.log" 2>&1 &
+  --config-file /dev/null --bridge berthdemo0 --firewall-table berth_demo \
+  >"$work/daemon.log" 2>&1 &
 daemon_pid=$!
 export DOCKER_HOST=unix://$work/berth.sock
 for _ in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
@@ -97,3 +103,23 @@ echo "\$ docker ps"; docker ps
 echo "\$ docker exec demo-web cat /proc/self/status | grep CapEff"; docker exec demo-web cat /proc/self/status | grep CapEff
 echo "\$ docker logs demo-web"; docker logs demo-web
 echo "\$ docker stop -t 1 demo-web && docker rm demo-web"; docker stop -t 1 demo-web && docker rm demo-web
+
+say "Networking: a user network with DNS, and a published port"
+echo "\$ docker network create demo-net"; docker network create demo-net
+echo "\$ docker run -d --name demo-site --network demo-net -p 127.0.0.1::80 busybox httpd -f -p 80 -h /etc"
+docker run -d --name demo-site --network demo-net -p 127.0.0.1::80 busybox httpd -f -p 80 -h /etc
+echo "\$ docker port demo-site"; docker port demo-site
+port=$(docker port demo-site 80 | sed 's/.*://')
+echo "\$ (from the host) GET http://127.0.0.1:$port/hostname"
+python3 - "$port" <<'PY'
+import sys, time, urllib.request
+for _ in range(50):
+    try:
+        print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/hostname", timeout=2).read().decode().strip())
+        break
+    except OSError:
+        time.sleep(0.1)
+PY
+echo "\$ docker run --rm --network demo-net busybox nslookup demo-site"
+docker run --rm --network demo-net busybox nslookup demo-site
+echo "\$ docker ps"; docker ps
