@@ -116,6 +116,35 @@ for d in docker berth; do
   R[$d,fifty]=$(time_it "$d" 3 bash -c fifty)
 done
 
+# Port forwarding: 1 GiB from the host through a published port on 127.0.0.1 into a
+# container that discards it (MiB/s; Docker uses its userland proxy for loopback here).
+throughput() {
+  local d=$1 cid port
+  cid=$(DOCKER_HOST=unix://$work/$d.sock docker run -d -p 127.0.0.1::5000 busybox sh -c 'nc -l -p 5000 > /dev/null')
+  port=$(DOCKER_HOST=unix://$work/$d.sock docker port "$cid" 5000 | head -1 | sed 's/.*://')
+  python3 - "$port" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1]); chunk = b"\0" * (1 << 20)
+for _ in range(100):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5); break
+    except OSError:
+        time.sleep(0.1)
+t0 = time.monotonic()
+for _ in range(1024):
+    s.sendall(chunk)
+s.shutdown(socket.SHUT_WR)
+s.settimeout(30)
+try:
+    s.recv(1)
+except OSError:
+    pass
+print(int(1024 / (time.monotonic() - t0)))
+PY
+  DOCKER_HOST=unix://$work/$d.sock docker rm -f "$cid" >/dev/null
+}
+for d in docker berth; do R[$d,tput]=$(throughput "$d"); done
+
 # Idle memory: berth's one daemon against dockerd plus the containerd it started.
 sleep 2
 berth_pid=$(cat "$work/berth.pid")
@@ -144,5 +173,6 @@ row "run --rm busybox true (default bridge)" bridge µs
 row "create + start + rm -f" csr µs
 row "exec true" exec µs
 row "50 × run -d, ps, rm -f (median of 3)" fifty µs
+row "port forwarding, 1 GiB via 127.0.0.1 (higher is better)" tput MiB/s
 row "daemon idle RSS (dockerd+containerd)" rss KiB
 row "per-container overhead (shim PSS)" shim KiB

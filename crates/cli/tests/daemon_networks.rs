@@ -647,3 +647,34 @@ fn extra_hosts_and_dns_options_reach_the_containers_files() {
     let err = env.fails(&["run", "--rm", "--dns", "not-an-ip", "busybox", "true"]);
     assert!(err.contains("not-an-ip"), "{err}");
 }
+
+#[test]
+fn a_port_published_on_every_address_is_reachable_from_containers_through_the_gateway() {
+    let env = Env::new();
+    httpd(&env, &["--name", "web", "-p", "0:80"], "via-gateway");
+    let port = env.inspect(
+        "web",
+        "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}",
+    );
+    let gateway = env.inspect("web", "{{.NetworkSettings.Gateway}}");
+    assert!(http_get(port.parse().expect("port"), "/index.html").contains("via-gateway"));
+    let fetch = format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {gateway} {port}");
+    // From another container, and from the published container itself (hairpin).
+    env.ok(&["run", "-d", "--name", "peer", "busybox", "sleep", "60"]);
+    for from in ["peer", "web"] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = env.docker(&["exec", from, "sh", "-c", &fetch]);
+            if text(&out.stdout).contains("via-gateway") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{from}: {}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

@@ -313,6 +313,7 @@ impl Netlink {
                 "attach {} to {}",
                 ep.host_ifname, ep.bridge
             )))?;
+        set_hairpin(&ep.host_ifname)?;
         let ns = ep.netns.open()?;
         let peer_index = self.require_index(peer).await?;
         let msg = LinkUnspec::new_with_index(peer_index)
@@ -474,6 +475,13 @@ pub fn write_sysctl(key: &str, value: &str) -> Result<(), LinkError> {
 }
 
 /// Sets an IPv6 per-interface knob; a kernel without IPv6 has nothing to set.
+/// Lets the bridge send a frame back out of the port it came in on, so a container reaches
+/// its own published port through the host (the DNAT turns the packet around).
+fn set_hairpin(ifname: &str) -> Result<(), LinkError> {
+    let path = PathBuf::from(format!("/sys/class/net/{ifname}/brport/hairpin_mode"));
+    std::fs::write(&path, "1").map_err(|source| LinkError::Sysctl { path, source })
+}
+
 fn set_ipv6_conf(ifname: &str, knob: &str, value: &str) -> Result<(), LinkError> {
     let key = format!("net/ipv6/conf/{ifname}/{knob}");
     if !Path::new("/proc/sys").join(&key).exists() {
