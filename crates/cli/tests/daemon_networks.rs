@@ -678,3 +678,53 @@ fn a_port_published_on_every_address_is_reachable_from_containers_through_the_ga
         }
     }
 }
+
+#[test]
+fn mac_addresses_and_legacy_links() {
+    let env = Env::new();
+    // The docker CLI refuses --mac-address below API 1.44; API 1.41 clients send
+    // Config.MacAddress, as here.
+    let body = r#"{"Image":"busybox","Cmd":["sleep","60"],"MacAddress":"02:42:de:ad:be:ef"}"#;
+    let r = env.daemon.http(&format!(
+        "POST /v1.41/containers/create?name=db HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(r.status, 201, "{}", r.body);
+    env.ok(&["start", "db"]);
+    assert_eq!(
+        env.inspect("db", "{{.NetworkSettings.MacAddress}}"),
+        "02:42:de:ad:be:ef"
+    );
+    let link = env.ok(&["exec", "db", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(link.trim(), "02:42:de:ad:be:ef");
+    let db_ip = env.inspect("db", "{{.NetworkSettings.IPAddress}}");
+    let hosts = env.ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "db:database",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains(&format!("{db_ip}\tdatabase ")), "{hosts}");
+    env.ok(&[
+        "run",
+        "--rm",
+        "--link",
+        "db:database",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "3",
+        "database",
+    ]);
+    env.ok(&["stop", "-t", "0", "db"]);
+    let err = env.fails(&["run", "--rm", "--link", "db:database", "busybox", "true"]);
+    assert!(
+        err.contains("Cannot link to a non running container"),
+        "{err}"
+    );
+}

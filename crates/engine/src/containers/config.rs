@@ -46,6 +46,9 @@ pub struct Config {
     pub stop_timeout: Option<i64>,
     /// `ExposedPorts` (kept for inspect; ports are the network layer's).
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    /// `--mac-address` (API < 1.44 sends it here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
 }
 
 /// One `HostConfig.Mounts[]` entry.
@@ -196,6 +199,8 @@ pub struct HostConfig {
     pub dns_search: Option<Vec<String>>,
     /// `--add-host`: `name:ip` (or `name=ip`).
     pub extra_hosts: Option<Vec<String>>,
+    /// `--link name[:alias]` (legacy links on the default bridge: `/etc/hosts` entries).
+    pub links: Option<Vec<String>>,
 }
 
 /// `State`.

@@ -156,7 +156,7 @@ pub(crate) fn write_etc_files(
         let hosts = fs::read_to_string("/etc/hosts").unwrap_or_else(|_| DEFAULT_HOSTS.to_owned());
         write_replace(&files.hosts, hosts.as_bytes())?;
     } else {
-        write_hosts(&files.hosts, hostname, None, host)?;
+        write_hosts(&files.hosts, hostname, None, host, &[])?;
     }
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = if host_net {
@@ -189,8 +189,13 @@ pub(crate) fn write_hosts(
     hostname: &str,
     ip: Option<&str>,
     host: &HostConfig,
+    linked: &[String],
 ) -> Result<()> {
     let mut hosts = DEFAULT_HOSTS.to_owned();
+    for line in linked {
+        hosts.push_str(line);
+        hosts.push('\n');
+    }
     for entry in host.extra_hosts.iter().flatten() {
         let (name, addr) = parse_extra_host(entry)?;
         hosts.push_str(&format!("{addr}\t{name}\n"));

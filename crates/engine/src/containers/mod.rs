@@ -720,6 +720,10 @@ impl Containers {
     fn prepare_network(&self, c: &Container) -> Result<NetworkSettings> {
         let r = c.snapshot();
         let ports = port_specs(&r.config, &r.host_config)?;
+        let mac = match r.config.mac_address.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => Some(crate::networks::parse_mac(m)?),
+            None => None,
+        };
         let settings = self.networks.prepare(&ContainerNet {
             id: &r.id,
             name: &r.name,
@@ -727,21 +731,55 @@ impl Containers {
             mode: &r.host_config.network_mode,
             endpoints: &r.endpoints_config,
             port_bindings: &ports,
+            mac,
         })?;
         if r.host_config.network_mode != "host" {
             let ip = settings.primary().map(|e| e.ip_address.as_str());
-            let hosts = files::write_hosts(
-                std::path::Path::new(&r.hosts_path),
-                &r.config.hostname,
-                ip,
-                &r.host_config,
-            );
+            let hosts = self.linked_hosts(&r).and_then(|linked| {
+                files::write_hosts(
+                    std::path::Path::new(&r.hosts_path),
+                    &r.config.hostname,
+                    ip,
+                    &r.host_config,
+                    &linked,
+                )
+            });
             if let Err(e) = hosts {
                 self.networks.release_now(&r.id, &settings);
                 return Err(e);
             }
         }
         Ok(settings)
+    }
+
+    /// `/etc/hosts` lines for `--link name[:alias]`: the linked container's address on the
+    /// default bridge with the alias, its short id and its name, as Docker writes them.
+    fn linked_hosts(&self, r: &ContainerRecord) -> Result<Vec<String>> {
+        let mut lines = Vec::new();
+        for link in r.host_config.links.iter().flatten() {
+            let (target, alias) = link.split_once(':').unwrap_or((link, link));
+            let target = target.trim_start_matches('/');
+            let alias = alias.rsplit('/').next().unwrap_or(alias);
+            let other = self.find(target)?.snapshot();
+            let ip = other
+                .network_settings
+                .networks
+                .get("bridge")
+                .map(|e| e.ip_address.clone())
+                .filter(|ip| other.state.running && !ip.is_empty())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "Cannot link to a non running container: /{} AS /{}/{alias}",
+                        other.name, r.name
+                    ))
+                })?;
+            let mut names = vec![alias.to_owned(), other.id[..12].to_owned()];
+            if other.name != alias {
+                names.push(other.name.clone());
+            }
+            lines.push(format!("{ip}\t{}", names.join(" ")));
+        }
+        Ok(lines)
     }
 
     /// Starts the shim (the runtime creates the container), wires its network into the
@@ -1302,6 +1340,7 @@ impl Containers {
                 mode: &r.host_config.network_mode,
                 endpoints: &r.endpoints_config,
                 port_bindings: &[],
+                mac: None,
             };
             self.networks
                 .connect_live(&net_ctx, r.state.pid, &net.name, &request, &mut settings)

@@ -77,6 +77,32 @@ pub struct ContainerNet<'a> {
     pub endpoints: &'a BTreeMap<String, EndpointRequest>,
     /// `HostConfig.PortBindings` as `-p` specs (`80/tcp` → host ip and port).
     pub port_bindings: &'a [PortSpec],
+    /// `--mac-address`, for the endpoint of the network its mode names.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// `02:42:ac:11:00:02` → bytes; Docker's message otherwise.
+pub fn parse_mac(text: &str) -> Result<[u8; 6]> {
+    let bad = || invalid(format!("{text} is not a valid mac address"));
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    Ok(mac)
+}
+
+fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Live resources of a connected container that are not in its record.
@@ -558,6 +584,9 @@ impl Networks {
                 endpoint_settings(&record, c, req, ip)
             };
             let mut ep = ep;
+            if let Some(mac) = c.mac.filter(|_| settings.networks.is_empty()) {
+                ep.mac_address = format_mac(mac);
+            }
             ep.interface = free_interface(settings);
             settings.networks.insert(ep.network_name.clone(), ep);
         }
@@ -638,7 +667,7 @@ impl Networks {
             gateway: (primary && !record.internal)
                 .then(|| ep.gateway.parse().ok())
                 .flatten(),
-            mac: None,
+            mac: parse_mac(&ep.mac_address).ok(),
             mtu: self.cfg.mtu,
         };
         netlink.attach(&endpoint).await.map_err(from)?;
@@ -941,11 +970,7 @@ fn endpoint_settings(
         gateway: pool.map(|p| p.gateway.clone()).unwrap_or_default(),
         ip_address: ip.to_string(),
         ip_prefix_len: prefix,
-        mac_address: mac
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":"),
+        mac_address: format_mac(mac),
         aliases: (!aliases.is_empty()).then_some(aliases),
         ipv4_requested: req.ipv4.map(|ip| ip.to_string()),
         dns_names,
@@ -1032,4 +1057,52 @@ fn host_routes_blocking() -> Vec<ipnet::Ipv4Net> {
         .flatten()
         .unwrap_or_default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn mac_addresses_parse_or_say_why_not() {
+        assert_eq!(
+            parse_mac("02:42:de:AD:be:ef").unwrap(),
+            [0x02, 0x42, 0xde, 0xad, 0xbe, 0xef]
+        );
+        assert_eq!(parse_mac("02-42-00-00-00-01").unwrap()[5], 1);
+        for bad in [
+            "",
+            "02:42",
+            "02:42:de:ad:be:ef:00",
+            "2:42:de:ad:be:ef",
+            "zz:42:de:ad:be:ef",
+            "02:42:de:ad:be:+f",
+        ] {
+            let e = parse_mac(bad).unwrap_err();
+            assert_eq!(e.message, format!("{bad} is not a valid mac address"));
+        }
+        assert_eq!(format_mac([2, 0x42, 0, 0, 0, 0xa]), "02:42:00:00:00:0a");
+    }
+
+    #[test]
+    fn modes_name_their_network() {
+        for (mode, net) in [
+            ("", Some("bridge")),
+            ("default", Some("bridge")),
+            ("bridge", Some("bridge")),
+            ("host", None),
+            ("none", None),
+            ("container:x", None),
+            ("front", Some("front")),
+        ] {
+            assert_eq!(mode_network(mode), net, "{mode}");
+        }
+    }
+
+    #[test]
+    fn host_interface_names_fit_the_kernel_limit() {
+        let name = host_ifname(&berth_reference::generate_id());
+        assert!(name.len() <= 13 && name.starts_with("veth"), "{name}");
+    }
 }
