@@ -53,12 +53,12 @@ dockerd -H "unix://$work/docker.sock" --data-root "$work/docker-data" \
   --exec-root "$work/docker-exec" --pidfile "$work/docker.pid" \
   >"$work/dockerd.log" 2>&1 &
 pids+=($!)
+echo '{}' >"$work/berth.json"
 "$BERTH" daemon -H "unix://$work/berth.sock" --data-root "$work/berth-data" \
   --exec-root "$work/berth-exec" --pidfile "$work/berth.pid" \
   --config-file "$work/berth.json" --bridge berthb0 --firewall-table berth_bench \
   --bip 10.199.0.1/24 >"$work/berthd.log" 2>&1 &
 pids+=($!)
-echo '{}' >"$work/berth.json"
 wait_sock "$work/docker.sock"
 wait_sock "$work/berth.sock"
 
@@ -66,10 +66,10 @@ wait_sock "$work/berth.sock"
 rootfs="$work/rootfs"
 mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev"
 cp /bin/busybox "$rootfs/bin/busybox"
-for a in $("$rootfs/bin/busybox" --list); do ln -sf busybox "$rootfs/bin/$a"; done
+for a in $("$rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$rootfs/bin/$a"; done
 tar -C "$rootfs" -cf "$work/busybox.tar" .
 for d in docker berth; do
-  DOCKER_HOST=unix://$work/$d.sock docker import -q "$work/busybox.tar" busybox:latest >/dev/null
+  DOCKER_HOST=unix://$work/$d.sock docker import --change "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin" "$work/busybox.tar" busybox:latest >/dev/null
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%d\n", m}'; }

@@ -1095,3 +1095,20 @@ fn ps_orders_newest_first_and_filters_before_since() {
     assert_eq!(names(&["-n", "1"]), "third\n");
     env.ok(&["rm", "first", "second", "third"]);
 }
+
+#[test]
+fn rm_f_of_a_container_that_is_just_exiting_succeeds() {
+    let env = Env::new();
+    // Each container exits at once; rm -f races its exit being recorded.
+    for i in 0..15 {
+        let id = env.ok(&["run", "-d", "busybox", "true"]);
+        let out = env.docker(&["rm", "-f", id.trim()]);
+        assert!(
+            out.status.success(),
+            "round {i}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+}
