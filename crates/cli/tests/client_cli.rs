@@ -376,8 +376,247 @@ fn bad_flags_exit_125_with_dockers_message() {
     }
 }
 
-/// Keeps the waiting helper in use for the container tests that follow.
-#[allow(dead_code)]
-fn wait_child(child: &mut std::process::Child) -> Option<i32> {
-    wait_bounded(child, Duration::from_secs(30))
+/// berth and docker agree on exit status and stderr (with "docker" read as "berth").
+fn same_error(env: &Env, args: &[&str]) {
+    let d = env.docker(args);
+    let b = env.berth(args);
+    assert_eq!(
+        b.status.code(),
+        d.status.code(),
+        "{args:?}: {}",
+        text(&b.stderr)
+    );
+    assert_eq!(
+        text(&b.stderr),
+        text(&d.stderr).replace("docker", "berth"),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn run_attached_gives_output_and_exit_codes() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let out = env.berth(&["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!(text(&out.stdout), "hi\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    let out = env.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(
+        (text(&out.stdout).as_str(), text(&out.stderr).as_str()),
+        ("out\n", "err\n")
+    );
+    assert_eq!(out.status.code(), Some(3));
+    // 127: no such command; 126: not executable; both with docker's words.
+    same_error(&env, &["run", "--rm", "busybox", "/nonexistent"]);
+    assert_eq!(
+        env.berth(&["run", "--rm", "busybox", "/nonexistent"])
+            .status
+            .code(),
+        Some(127)
+    );
+    same_error(&env, &["run", "--rm", "busybox", "/etc/passwd"]);
+    assert_eq!(
+        env.berth(&["run", "--rm", "busybox", "/etc/passwd"])
+            .status
+            .code(),
+        Some(126)
+    );
+    // 125: the daemon refuses (name in use), and a flag error.
+    let name = unique("cli-run-dup");
+    env.ok(&["create", "--name", &name, "busybox", "true"]);
+    same_error(&env, &["run", "--name", &name, "busybox", "true"]);
+    same_error(&env, &["run", "-m", "lots", "busybox", "true"]);
+    same_error(&env, &["run"]);
+    same_error(&env, &["run", "--bogus", "busybox"]);
+    // Flags after the image belong to the command, as with docker.
+    let out = env.ok(&["run", "--rm", "busybox", "echo", "--rm", "-d", "x"]);
+    assert_eq!(out, "--rm -d x\n");
+    // stdin with -i, half-closed at its end.
+    let out = env.berth_input(&["run", "-i", "--rm", "busybox", "cat"], Some(b"piped\n"));
+    assert_eq!(text(&out.stdout), "piped\n", "{}", text(&out.stderr));
+    // Nothing left behind by --rm: only the created one remains.
+    assert_eq!(env.ok(&["ps", "-aq"]).lines().count(), 1);
+}
+
+#[test]
+fn detached_containers_through_their_life() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let name = unique("cli-life");
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-e",
+        "GREETING=hey",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING; echo to-err >&2; exec sleep 1000",
+    ]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    // logs: the same as docker's, stdout and stderr apart.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !env.ok(&["logs", &name]).contains("hey") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for args in [
+        &["logs", &name][..],
+        &["logs", "--tail", "1", &name],
+        &["logs", "-t", &name],
+    ] {
+        let d = env.docker(args);
+        let b = env.berth(args);
+        assert_eq!(text(&b.stdout), text(&d.stdout), "{args:?}");
+        assert_eq!(text(&b.stderr), text(&d.stderr), "{args:?}");
+    }
+    // exec: output, environment, working dir, exit code.
+    let out = env.berth(&["exec", &name, "sh", "-c", "echo o; echo e >&2; exit 7"]);
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        ("o\n".into(), "e\n".into())
+    );
+    assert_eq!(out.status.code(), Some(7));
+    let out = env.ok(&[
+        "exec",
+        "-e",
+        "E=1",
+        "-w",
+        "/tmp",
+        &name,
+        "sh",
+        "-c",
+        "echo $E; pwd",
+    ]);
+    assert_eq!(out, "1\n/tmp\n");
+    let out = env.berth_input(&["exec", "-i", &name, "cat"], Some(b"in\n"));
+    assert_eq!(text(&out.stdout), "in\n");
+    // inspect -f paths and json, as docker prints them.
+    for f in [
+        "{{.State.Status}}",
+        "{{.Name}} {{.Config.Image}} {{.State.Running}}",
+        "{{json .Config.Cmd}}",
+        "{{.Config.Env}}",
+        "{{index .Config.Labels \"nope\"}}",
+    ] {
+        env.same_as_docker(&["inspect", "-f", f, &name]);
+    }
+    env.same_as_docker(&["inspect", "--format", "{{.Id}}", "busybox"]);
+    env.same_as_docker(&["top", &name]);
+    // stop, then ps shows it exited; rm; unknown container messages.
+    assert_eq!(env.ok(&["stop", "-t", "1", &name]), format!("{name}\n"));
+    let status = env.ok(&["inspect", "-f", "{{.State.Status}}", &name]);
+    assert_eq!(status.trim(), "exited");
+    assert_eq!(env.ok(&["rm", &name]), format!("{name}\n"));
+    same_error(&env, &["rm", &name]);
+    same_error(&env, &["stop", "nosuch-container"]);
+    same_error(&env, &["logs", "nosuch-container"]);
+    same_error(&env, &["exec", "nosuch-container", "true"]);
+    same_error(&env, &["inspect", "nosuch-container"]);
+}
+
+#[test]
+fn create_start_attach_wait_and_logs_follow() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let name = unique("cli-start");
+    env.ok(&[
+        "create",
+        "--name",
+        &name,
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; exit 4",
+    ]);
+    let out = env.berth(&["start", "-a", &name]);
+    assert_eq!(text(&out.stdout), "started\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(env.ok(&["wait", &name]), "4\n");
+    let follow = unique("cli-follow");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &follow,
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b",
+    ]);
+    // -f ends when the container does, with everything it wrote.
+    assert_eq!(env.ok(&["logs", "-f", &follow]), "a\nb\n");
+    assert_eq!(
+        env.ok(&["restart", "-t", "1", &follow]),
+        format!("{follow}\n")
+    );
+    assert_eq!(env.ok(&["kill", &follow]), format!("{follow}\n"));
+    let code = env.ok(&["wait", &follow]);
+    assert_eq!(code.trim(), "137");
+    assert_eq!(
+        env.ok(&["rm", "-f", &name, &follow]),
+        format!("{name}\n{follow}\n")
+    );
+}
+
+#[test]
+fn run_it_through_a_pty() {
+    if !usable() {
+        return;
+    }
+    use std::io::{Read, Write};
+    use std::os::fd::OwnedFd;
+    let env = Env::new();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave: OwnedFd = pty.slave;
+    let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["run", "-it", "--rm", "busybox", "sh"])
+        .env("BERTH_HOST", env.host())
+        .stdin(stdio(&slave))
+        .stdout(stdio(&slave))
+        .stderr(stdio(&slave))
+        .spawn()
+        .expect("berth");
+    drop(slave);
+    let mut master = std::fs::File::from(pty.master);
+    let mut reader = master.try_clone().expect("dup master");
+    let collected = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once every slave fd is closed.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        all
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    master
+        .write_all(b"echo hel''lo-from-tty; tty\n")
+        .expect("type");
+    std::thread::sleep(Duration::from_millis(500));
+    master.write_all(b"exit 3\n").expect("type exit");
+    let code = wait_bounded(&mut child, Duration::from_secs(30));
+    let out = text(&collected.join().unwrap_or_default());
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("hello-from-tty"), "{out}");
+    // The shell's stdin is the container's own terminal.
+    assert!(out.contains("/dev/pts/"), "{out}");
 }

@@ -18,7 +18,6 @@ pub mod types;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
-use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
@@ -26,6 +25,8 @@ use tokio::net::UnixStream;
 pub use api::{LogsOptions, WaitHandle};
 pub use error::ClientError;
 pub use host::{DEFAULT_HOST, Host};
+/// A streamed answer body (logs, events, pull progress, save).
+pub use hyper::body::Incoming;
 
 /// The newest API version whose request bodies this client sends.
 pub const MAX_API_VERSION: &str = "1.41";

@@ -73,11 +73,16 @@ pub fn prepare(format: &str) -> (bool, String) {
 /// Go's tabwriter as Docker configures it: cells end at tabs; every column is as wide as
 /// its widest cell plus 3, and at least 10; the last cell of a line is not padded.
 pub fn tabulate(lines: &[String]) -> String {
+    tabulate_min(lines, 10)
+}
+
+/// [`tabulate`] with another minimum column width.
+pub fn tabulate_min(lines: &[String], min: usize) -> String {
     let rows: Vec<Vec<&str>> = lines.iter().map(|l| l.split('\t').collect()).collect();
     let mut widths: Vec<usize> = Vec::new();
     for cells in &rows {
         for (i, cell) in cells.iter().enumerate().take(cells.len().saturating_sub(1)) {
-            let w = (cell.chars().count() + 3).max(10);
+            let w = (cell.chars().count() + 3).max(min);
             if widths.len() <= i {
                 widths.push(w);
             } else {

@@ -7,7 +7,9 @@ use berth_reference::Reference;
 use clap::Parser;
 use serde_json::json;
 
+use super::CliError;
 use super::format::{Row, ago, go_time, human_size, human_size_precision, render, short_id};
+use super::progress::{Renderer, render_stream};
 use super::{CliResult, Invocation, filters, parse};
 
 #[derive(Parser)]
@@ -162,6 +164,464 @@ fn row(image: &ImageSummary, repo: &str, tag: &str, digest: &str, trunc: bool) -
         fields,
         labels: image.labels.clone().unwrap_or_default(),
     }
+}
+
+/// The reference docker names in "Unable to find image '…' locally": familiar, with a tag.
+pub fn normalize_for_pull(image: &str) -> String {
+    match Reference::parse_normalized(image) {
+        Ok(r) => r.with_default_tag().familiar_string(),
+        Err(_) => image.to_owned(),
+    }
+}
+
+/// Credentials for registries: none stored yet, so the `{}` the docker CLI sends then.
+const NO_AUTH: &str = "e30=";
+
+fn invalid_reference(e: berth_reference::ReferenceError) -> CliError {
+    CliError::Message(format!("invalid reference format: {e}"))
+}
+
+/// `POST /images/create?fromImage=…&tag=…`, rendering the progress; `to_stderr` for run.
+pub async fn pull_image(
+    client: &berth_client::Client,
+    image: &str,
+    quiet: bool,
+    to_stderr: bool,
+) -> Result<String, berth_client::ClientError> {
+    let reference = Reference::parse_normalized(image)
+        .map_err(|e| berth_client::ClientError::Stream {
+            code: None,
+            message: format!("invalid reference format: {e}"),
+        })?
+        .with_default_tag();
+    let mut q = vec![("fromImage", reference.name())];
+    if let Some(tag) = reference.tag() {
+        q.push(("tag", tag.to_owned()));
+    } else if let Some(d) = reference.digest() {
+        q[0].1 = format!("{}@{d}", reference.name());
+    }
+    let body = client
+        .post_stream(
+            "/images/create",
+            &q,
+            berth_client::empty_body(),
+            &[("X-Registry-Auth", NO_AUTH)],
+        )
+        .await?;
+    render_messages(body, quiet, to_stderr).await?;
+    Ok(reference.to_string())
+}
+
+async fn render_messages(
+    body: berth_client::Incoming,
+    quiet: bool,
+    to_stderr: bool,
+) -> Result<Vec<serde_json::Value>, berth_client::ClientError> {
+    use std::io::IsTerminal;
+    if quiet {
+        let mut r = Renderer::new(std::io::sink(), false);
+        return render_stream(body, &mut r).await;
+    }
+    if to_stderr {
+        let tty = std::io::stderr().is_terminal();
+        let mut r = Renderer::new(std::io::stderr(), tty);
+        render_stream(body, &mut r).await
+    } else {
+        let tty = std::io::stdout().is_terminal();
+        let mut r = Renderer::new(std::io::stdout(), tty);
+        render_stream(body, &mut r).await
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "pull", about = "Download an image from a registry")]
+struct PullArgs {
+    /// Suppress verbose output
+    #[arg(short, long)]
+    quiet: bool,
+    /// Download all tagged images in the repository
+    #[arg(short, long)]
+    all_tags: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    platform: Option<String>,
+    /// NAME[:TAG|@DIGEST]
+    name: String,
+}
+
+pub async fn pull(inv: &Invocation<'_>) -> CliResult {
+    let args: PullArgs = parse(inv, "pull [OPTIONS] NAME[:TAG|@DIGEST]")?;
+    let client = inv.client().await?;
+    let full = pull_image(&client, &args.name, args.quiet, false).await?;
+    println!("{full}");
+    Ok(())
+}
+
+#[derive(Parser)]
+#[command(name = "push", about = "Upload an image to a registry")]
+struct PushArgs {
+    /// Suppress verbose output
+    #[arg(short, long)]
+    quiet: bool,
+    /// Push all tags of an image to the repository
+    #[arg(short, long)]
+    all_tags: bool,
+    /// NAME[:TAG]
+    name: String,
+}
+
+pub async fn push(inv: &Invocation<'_>) -> CliResult {
+    let args: PushArgs = parse(inv, "push [OPTIONS] NAME[:TAG]")?;
+    let reference = Reference::parse_normalized(&args.name).map_err(invalid_reference)?;
+    let client = inv.client().await?;
+    let tag = if args.all_tags {
+        String::new()
+    } else {
+        reference.tag().unwrap_or("latest").to_owned()
+    };
+    let path = format!("/images/{}/push", reference.name_only().familiar_name());
+    let body = client
+        .post_stream(
+            &path,
+            &[("tag", tag)],
+            berth_client::empty_body(),
+            &[("X-Registry-Auth", NO_AUTH)],
+        )
+        .await?;
+    render_messages(body, args.quiet, false).await?;
+    Ok(())
+}
+
+#[derive(Parser)]
+#[command(
+    name = "tag",
+    about = "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"
+)]
+struct TagArgs {
+    source: String,
+    target: String,
+}
+
+pub async fn tag(inv: &Invocation<'_>) -> CliResult {
+    let args: TagArgs = parse(inv, "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")?;
+    let target = Reference::parse_normalized(&args.target).map_err(invalid_reference)?;
+    if target.digest().is_some() {
+        return Err(CliError::Message(
+            "refusing to create a tag with a digest reference".to_owned(),
+        ));
+    }
+    let client = inv.client().await?;
+    let tag = target.tag().unwrap_or("latest").to_owned();
+    client.image_tag(&args.source, &target.name(), &tag).await?;
+    Ok(())
+}
+
+#[derive(Parser)]
+#[command(name = "rmi", about = "Remove one or more images")]
+struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short, long)]
+    force: bool,
+    /// Do not delete untagged parents
+    #[arg(long)]
+    no_prune: bool,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+pub async fn rmi(inv: &Invocation<'_>) -> CliResult {
+    let args: RmiArgs = parse(inv, "rmi [OPTIONS] IMAGE [IMAGE...]")?;
+    let client = inv.client().await?;
+    let mut failed = false;
+    for image in &args.images {
+        match client.image_remove(image, args.force, args.no_prune).await {
+            Ok(items) => {
+                for item in items {
+                    if let Some(u) = item.get("Untagged").and_then(|v| v.as_str()) {
+                        println!("Untagged: {u}");
+                    }
+                    if let Some(d) = item.get("Deleted").and_then(|v| v.as_str()) {
+                        println!("Deleted: {d}");
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(CliError::Exit(1))
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "history", about = "Show the history of an image")]
+struct HistoryArgs {
+    /// Format output using a custom template
+    #[arg(long)]
+    format: Option<String>,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    human: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+    image: String,
+}
+
+pub async fn history(inv: &Invocation<'_>) -> CliResult {
+    let args: HistoryArgs = parse(inv, "history [OPTIONS] IMAGE")?;
+    let client = inv.client().await?;
+    let layers = client.image_history(&args.image).await?;
+    let trunc = !args.no_trunc;
+    let rows: Vec<Row> = layers
+        .iter()
+        .map(|h| {
+            let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            let n = |k: &str| h.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+            let id = s("Id");
+            let id = if id == "<missing>" || !trunc {
+                id
+            } else {
+                short_id(&id)
+            };
+            let created_by = s("CreatedBy").replace('\t', " ");
+            let created_by = if trunc {
+                super::format::ellipsis(&created_by, 45)
+            } else {
+                created_by
+            };
+            let (created, size) = if args.human {
+                (ago(n("Created")), human_size(n("Size") as f64))
+            } else {
+                (go_time(n("Created")), n("Size").to_string())
+            };
+            Row {
+                fields: json!({
+                    "ID": id, "CreatedSince": created, "CreatedAt": go_time(n("Created")),
+                    "CreatedBy": created_by, "Size": size, "Comment": s("Comment"),
+                }),
+                labels: BTreeMap::new(),
+            }
+        })
+        .collect();
+    let format = match (&args.format, args.quiet) {
+        (Some(f), _) if !f.is_empty() => f.clone(),
+        (_, true) => "{{.ID}}".to_owned(),
+        _ => "table {{.ID}}\\t{{.CreatedSince}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}"
+            .to_owned(),
+    };
+    let headers = [
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ];
+    print!("{}", render(&format, &rows, &headers)?);
+    Ok(())
+}
+
+#[derive(Parser)]
+#[command(
+    name = "save",
+    about = "Save one or more images to a tar archive (streamed to STDOUT by default)"
+)]
+struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    output: Option<String>,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+pub async fn save(inv: &Invocation<'_>) -> CliResult {
+    use std::io::IsTerminal;
+    use tokio::io::AsyncWriteExt;
+    let args: SaveArgs = parse(inv, "save [OPTIONS] IMAGE [IMAGE...]")?;
+    if args.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(CliError::Message(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect".to_owned(),
+        ));
+    }
+    let client = inv.client().await?;
+    let q: Vec<_> = args.images.iter().map(|i| ("names", i.clone())).collect();
+    let mut body = client.get_stream("/images/get", &q).await?;
+    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin> = match &args.output {
+        Some(path) => Box::new(
+            tokio::fs::File::create(path)
+                .await
+                .map_err(|e| CliError::Message(format!("failed to save image: {e}")))?,
+        ),
+        None => Box::new(tokio::io::stdout()),
+    };
+    while let Some(chunk) = berth_client::next_chunk(&mut body).await? {
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    Ok(())
+}
+
+#[derive(Parser)]
+#[command(name = "load", about = "Load an image from a tar archive or STDIN")]
+struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long)]
+    input: Option<String>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// The file named by `-i`, or stdin.
+async fn input_body(path: Option<&str>) -> Result<berth_client::ReqBody, CliError> {
+    Ok(match path {
+        Some(p) if p != "-" => berth_client::reader_body(
+            tokio::fs::File::open(p)
+                .await
+                .map_err(|e| CliError::Message(format!("open {p}: {e}")))?,
+        ),
+        _ => berth_client::reader_body(tokio::io::stdin()),
+    })
+}
+
+pub async fn load(inv: &Invocation<'_>) -> CliResult {
+    use std::io::IsTerminal;
+    let args: LoadArgs = parse(inv, "load [OPTIONS]")?;
+    if args.input.is_none() && std::io::stdin().is_terminal() {
+        return Err(CliError::Message(
+            "requested load from stdin, but stdin is empty".to_owned(),
+        ));
+    }
+    let client = inv.client().await?;
+    let quiet = args.quiet || !std::io::stdout().is_terminal();
+    let body = input_body(args.input.as_deref()).await?;
+    let q = [("quiet", if quiet { "1" } else { "0" }.to_owned())];
+    let response = client
+        .post_stream(
+            "/images/load",
+            &q,
+            body,
+            &[("Content-Type", "application/x-tar")],
+        )
+        .await?;
+    render_messages(response, false, false).await?;
+    Ok(())
+}
+
+#[derive(Parser)]
+#[command(
+    name = "import",
+    about = "Import the contents from a tarball to create a filesystem image"
+)]
+struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long)]
+    change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    platform: Option<String>,
+    /// file|URL|-
+    source: String,
+    /// [REPOSITORY[:TAG]]
+    repository: Option<String>,
+}
+
+pub async fn import(inv: &Invocation<'_>) -> CliResult {
+    let args: ImportArgs = parse(inv, "import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]")?;
+    let mut q = vec![("fromSrc", "-".to_owned())];
+    for c in &args.change {
+        q.push(("changes", c.clone()));
+    }
+    if let Some(m) = &args.message {
+        q.push(("message", m.clone()));
+    }
+    if let Some(p) = &args.platform {
+        q.push(("platform", p.clone()));
+    }
+    if let Some(r) = &args.repository {
+        let reference = Reference::parse_normalized(r).map_err(invalid_reference)?;
+        q.push(("repo", reference.name()));
+        q.push(("tag", reference.tag().unwrap_or("latest").to_owned()));
+    }
+    let client = inv.client().await?;
+    let body = input_body(Some(&args.source)).await?;
+    let response = client
+        .post_stream(
+            "/images/create",
+            &q,
+            body,
+            &[("Content-Type", "application/x-tar")],
+        )
+        .await?;
+    let mut r = Renderer::new(std::io::stdout(), false);
+    let aux = render_stream(response, &mut r).await?;
+    drop(aux);
+    Ok(())
+}
+
+#[derive(Parser)]
+#[command(name = "prune", about = "Remove unused images")]
+struct ImagePruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    all: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
+pub async fn image_prune(inv: &Invocation<'_>) -> CliResult {
+    let args: ImagePruneArgs = parse(inv, "image prune [OPTIONS]")?;
+    let warning = if args.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !args.force && !super::confirm(warning)? {
+        return Ok(());
+    }
+    let mut f = filters(&args.filter)?;
+    f.add("dangling", if args.all { "false" } else { "true" });
+    let client = inv.client().await?;
+    let report = client.prune("images", &f).await?;
+    let deleted = report
+        .get("ImagesDeleted")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if !deleted.is_empty() {
+        println!("Deleted Images:");
+        for item in deleted {
+            if let Some(u) = item.get("Untagged").and_then(|v| v.as_str()) {
+                println!("untagged: {u}");
+            }
+            if let Some(d) = item.get("Deleted").and_then(|v| v.as_str()) {
+                println!("deleted: {d}");
+            }
+        }
+        println!();
+    }
+    let space = report
+        .get("SpaceReclaimed")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.0);
+    println!("Total reclaimed space: {}", human_size(space));
+    Ok(())
 }
 
 #[cfg(test)]

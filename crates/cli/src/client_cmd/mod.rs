@@ -1,11 +1,15 @@
 //! The docker-style client commands of `berth` (`berth ps`, `berth run -it …`): the same
 //! names, flags, output and exit codes as the docker CLI, through the `berth-client` crate.
 
+mod container;
 mod format;
 mod images;
+mod progress;
 mod ps;
+mod run;
 mod system;
 mod template;
+mod tty;
 
 use berth_client::{Client, ClientError, Host};
 use clap::Parser;
@@ -28,6 +32,9 @@ pub enum CliError {
     /// A message of our own (Docker's wording), exit 1.
     #[error("{0}")]
     Message(String),
+    /// Exit with this status and print nothing more (the container's own code).
+    #[error("exit status {0}")]
+    Exit(i32),
     /// A local I/O failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -39,7 +46,7 @@ impl berth_errdefs::HasCategory for CliError {
         match self {
             CliError::Usage { .. } | CliError::Template(_) => Category::InvalidParameter,
             CliError::Client(e) => e.category(),
-            CliError::Help(_) => Category::Unknown,
+            CliError::Help(_) | CliError::Exit(_) => Category::Unknown,
             CliError::Message(_) => Category::Unknown,
             CliError::Io(_) => Category::System,
         }
@@ -109,6 +116,7 @@ pub fn main(args: Vec<String>) -> i32 {
 /// Prints an error as docker does; its exit status.
 fn report(error: &CliError) -> i32 {
     match error {
+        CliError::Exit(code) => *code,
         CliError::Help(text) => {
             print!("{text}");
             0
@@ -166,6 +174,36 @@ async fn dispatch(args: &[String]) -> CliResult {
         "info" => system::info(&inv).await,
         "ps" => ps::ps(&inv).await,
         "images" => images::images(&inv).await,
+        "run" => run::run(&inv).await,
+        "create" => run::create_cmd(&inv).await,
+        "start" => container::start(&inv).await,
+        "attach" => container::attach(&inv).await,
+        "stop" => container::stop(&inv).await,
+        "restart" => container::restart(&inv).await,
+        "kill" => container::kill(&inv).await,
+        "rm" => container::rm(&inv).await,
+        "pause" => container::pause(&inv, "pause").await,
+        "unpause" => container::pause(&inv, "unpause").await,
+        "rename" => container::rename(&inv).await,
+        "wait" => container::wait(&inv).await,
+        "top" => container::top(&inv).await,
+        "port" => container::port(&inv).await,
+        "logs" => container::logs(&inv).await,
+        "exec" => container::exec(&inv).await,
+        "inspect" => container::inspect(&inv, None).await,
+        "container-inspect" => container::inspect(&inv, Some("container")).await,
+        "image-inspect" => container::inspect(&inv, Some("image")).await,
+        "container-prune" => container::container_prune(&inv).await,
+        "image-prune" => images::image_prune(&inv).await,
+        "pull" => images::pull(&inv).await,
+        "push" => images::push(&inv).await,
+        "tag" => images::tag(&inv).await,
+        "rmi" => images::rmi(&inv).await,
+        "history" => images::history(&inv).await,
+        "save" => images::save(&inv).await,
+        "load" => images::load(&inv).await,
+        "import" => images::import(&inv).await,
+        "events" => system::events(&inv).await,
         other => Err(CliError::Usage {
             message: format!(
                 "berth: unknown command: berth {other}\n\nRun 'berth --help' for more information"
@@ -179,6 +217,7 @@ fn container_alias(sub: &str) -> &str {
     match sub {
         "ls" | "list" => "ps",
         "prune" => "container-prune",
+        "inspect" => "container-inspect",
         other => other,
     }
 }
@@ -188,8 +227,92 @@ fn image_alias(sub: &str) -> &str {
         "ls" | "list" => "images",
         "rm" | "remove" => "rmi",
         "prune" => "image-prune",
+        "inspect" => "image-inspect",
         other => other,
     }
+}
+
+/// Like [`parse`] for commands whose arguments after the `positionals`-th positional belong
+/// to the container's command (`run IMAGE CMD -x`, `exec CTR CMD -x`), as docker's
+/// non-interspersed flags: a `--` is put there so clap leaves the rest alone.
+pub fn parse_split<T: Parser>(
+    inv: &Invocation,
+    usage: &str,
+    positionals: usize,
+) -> Result<T, CliError> {
+    let command = T::command();
+    let takes_value = |long: Option<&str>, short: Option<char>| {
+        command.get_arguments().any(|a| {
+            let hit = match (long, short) {
+                (Some(l), _) => {
+                    a.get_long() == Some(l)
+                        || a.get_all_aliases().into_iter().flatten().any(|x| x == l)
+                }
+                (None, Some(c)) => a.get_short() == Some(c),
+                _ => false,
+            };
+            hit && a.get_action().takes_values()
+        })
+    };
+    let args = inv.args;
+    let mut seen = 0;
+    let mut i = 0;
+    let mut split_at = None;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if arg == "--" {
+            break;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            i += if !long.contains('=') && takes_value(Some(long), None) {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        if let Some(shorts) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
+            let mut skip = 1;
+            for (pos, c) in shorts.char_indices() {
+                if takes_value(None, Some(c)) {
+                    // The value is the rest of this word, or the next word.
+                    if pos + c.len_utf8() == shorts.len() {
+                        skip = 2;
+                    }
+                    break;
+                }
+            }
+            i += skip;
+            continue;
+        }
+        seen += 1;
+        if seen == positionals {
+            split_at = Some(i + 1);
+            break;
+        }
+        i += 1;
+    }
+    let argv: Vec<String> = match split_at {
+        Some(at) if at < args.len() && args[at] != "--" => {
+            let mut v = args[..at].to_vec();
+            v.push("--".to_owned());
+            v.extend_from_slice(&args[at..]);
+            v
+        }
+        _ => args.to_vec(),
+    };
+    let argv = std::iter::once(inv.name.to_owned()).chain(argv);
+    T::try_parse_from(argv).map_err(|e| usage_error(inv.name, usage, &e, &T::command()))
+}
+
+/// Docker's `[y/N]` prompt on stdin.
+pub fn confirm(warning: &str) -> Result<bool, CliError> {
+    use std::io::Write;
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// Parses a command's flags with clap, turning clap's errors into docker's messages.

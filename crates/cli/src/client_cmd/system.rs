@@ -161,3 +161,93 @@ pub async fn info(inv: &Invocation<'_>) -> CliResult {
     }
     Ok(())
 }
+
+#[derive(Parser)]
+#[command(name = "events", about = "Get real time events from the server")]
+struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short, long = "filter")]
+    filter: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long)]
+    format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long)]
+    since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    until: Option<String>,
+}
+
+pub async fn events(inv: &Invocation<'_>) -> CliResult {
+    use berth_client::stream::LineSplitter;
+    let args: EventsArgs = parse(inv, "events [OPTIONS]")?;
+    let mut q = Vec::new();
+    let filters = super::filters(&args.filter)?;
+    if !filters.is_empty() {
+        q.push(("filters", filters.to_json()));
+    }
+    if let Some(s) = &args.since {
+        q.push(("since", super::container::time_arg(s)?));
+    }
+    if let Some(u) = &args.until {
+        q.push(("until", super::container::time_arg(u)?));
+    }
+    let template = args
+        .format
+        .as_deref()
+        .map(|f| Template::parse(&super::format::prepare(f).1))
+        .transpose()?;
+    let client = inv.client().await?;
+    let mut body = client.get_stream("/events", &q).await?;
+    let mut lines = LineSplitter::new();
+    while let Some(chunk) = berth_client::next_chunk(&mut body).await? {
+        let complete = lines
+            .feed(&chunk)
+            .map_err(|e| super::CliError::Message(e.to_string()))?;
+        for line in complete {
+            let Ok(event) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            let text = match &template {
+                Some(t) => t.render(&Data {
+                    value: &event,
+                    labels: None,
+                })?,
+                None => event_line(&event),
+            };
+            println!("{text}");
+        }
+    }
+    Ok(())
+}
+
+/// docker's default event line: `time type action id (k=v, …)`.
+fn event_line(e: &Value) -> String {
+    let nanos = e
+        .get("timeNano")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| e.get("time").and_then(Value::as_i64).unwrap_or(0) * 1_000_000_000);
+    let secs = nanos.div_euclid(1_000_000_000);
+    let frac = nanos.rem_euclid(1_000_000_000);
+    let stamp = super::format::go_time(secs);
+    // go_time gives "YYYY-MM-DD hh:mm:ss +0000 UTC"; events use RFC 3339 with nanoseconds.
+    let (date, rest) = stamp.split_once(' ').unwrap_or((&stamp, ""));
+    let clock = rest.split(' ').next().unwrap_or("");
+    let attrs = e
+        .pointer("/Actor/Attributes")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    format!(
+        "{date}T{clock}.{frac:09}Z {} {} {} ({attrs})",
+        s(e, "Type"),
+        s(e, "Action"),
+        e.pointer("/Actor/ID").and_then(Value::as_str).unwrap_or("")
+    )
+}

@@ -413,9 +413,11 @@ fn call(name: &str, args: &[Option<Value>]) -> Result<Value, TemplateError> {
         "index" => {
             arity(2)?;
             Ok(match (&args[0], &args[1]) {
+                // Docker's maps are Go `map[string]string`: a missing key is "".
                 (Some(Value::Object(m)), Some(Value::String(k))) => {
-                    m.get(k).cloned().unwrap_or(Value::Null)
+                    m.get(k).cloned().unwrap_or(Value::String(String::new()))
                 }
+                (Some(Value::Null), _) => Value::String(String::new()),
                 (Some(Value::Array(a)), Some(Value::Number(n))) => n
                     .as_u64()
                     .and_then(|i| a.get(usize::try_from(i).ok()?))
