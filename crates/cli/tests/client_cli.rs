@@ -620,3 +620,114 @@ fn run_it_through_a_pty() {
     // The shell's stdin is the container's own terminal.
     assert!(out.contains("/dev/pts/"), "{out}");
 }
+
+#[test]
+fn image_commands_match_docker() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let repo = unique("cli-imgs");
+    let (t1, t2) = (format!("{repo}:t1"), format!("{repo}:t2"));
+    assert_eq!(env.ok(&["tag", "busybox", &t1]), "");
+    env.ok(&["tag", "busybox", &t2]);
+    env.same_as_docker(&["images", &repo]);
+    env.same_as_docker(&["history", "busybox"]);
+    env.same_as_docker(&["history", "--no-trunc", "-H=false", "busybox"]);
+    env.same_as_docker(&["image", "inspect", "-f", "{{.Id}} {{.RepoTags}}", &t1]);
+    // rmi prints docker's Untagged lines.
+    let d = env.docker(&["rmi", &t2]);
+    let b = env.berth(&["rmi", &t1]);
+    assert_eq!(text(&b.stdout), text(&d.stdout).replace(":t2", ":t1"));
+    same_error(&env, &["rmi", &t1]);
+    // save | load round trip keeps the image id.
+    let id = env.ok(&["inspect", "-f", "{{.Id}}", "busybox"]);
+    let tar = env.daemon.dir.path().join("bb-save.tar");
+    let tar_s = tar.display().to_string();
+    assert_eq!(env.ok(&["save", "-o", &tar_s, "busybox"]), "");
+    env.ok(&["tag", "busybox", &t1]);
+    env.ok(&["rmi", "busybox"]);
+    let d = env.docker(&["load", "-i", &tar_s]);
+    env.ok(&["rmi", "busybox"]);
+    let b = env.berth(&["load", "-i", &tar_s]);
+    assert_eq!(text(&b.stdout), text(&d.stdout));
+    assert_eq!(text(&b.stdout), "Loaded image: busybox:latest\n");
+    assert_eq!(env.ok(&["inspect", "-f", "{{.Id}}", "busybox"]), id);
+    // save to a pipe gives the same archive as docker's.
+    let saved = env.berth(&["save", "busybox"]);
+    assert!(saved.stdout.len() > 1 << 20, "{}", text(&saved.stderr));
+    // import from a file and from stdin, with a tag.
+    let imported = env.ok(&["import", &tar_s, &format!("{repo}:imp")]);
+    assert!(imported.starts_with("sha256:"), "{imported}");
+    let raw = std::fs::read(&tar).expect("archive");
+    let out = env.berth_input(&["import", "-", &format!("{repo}:stdin")], Some(&raw));
+    assert!(
+        text(&out.stdout).starts_with("sha256:"),
+        "{}",
+        text(&out.stderr)
+    );
+    // pull and push go to the daemon and give its answer exactly as docker does.
+    same_error(&env, &["pull", "127.0.0.1:1/none/such:1"]);
+    same_error(&env, &["push", &t1]);
+    // prune with nothing dangling.
+    env.same_as_docker(&["image", "prune", "-f"]);
+}
+
+#[test]
+fn more_container_commands_and_events() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let name = unique("cli-more");
+    let renamed = format!("{name}-new");
+    // Events, streamed while a container is created, started and removed.
+    let mut events = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["events", "--filter", "type=container"])
+        .env("BERTH_HOST", env.host())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("berth events");
+    std::thread::sleep(Duration::from_millis(300));
+    env.ok(&["run", "-d", "--name", &name, "busybox", "sleep", "1000"]);
+    assert_eq!(env.ok(&["rename", &name, &renamed]), "");
+    assert_eq!(env.ok(&["pause", &renamed]), format!("{renamed}\n"));
+    let status = env.ok(&[
+        "ps",
+        "--format",
+        "{{.Status}}",
+        "-f",
+        &format!("name={renamed}"),
+    ]);
+    assert!(status.contains("(Paused)"), "{status}");
+    assert_eq!(env.ok(&["unpause", &renamed]), format!("{renamed}\n"));
+    env.same_as_docker(&["port", &renamed]);
+    env.ok(&["rm", "-f", &renamed]);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = events.kill();
+    let mut out = String::new();
+    if let Some(mut pipe) = events.stdout.take() {
+        use std::io::Read;
+        let _ = pipe.read_to_string(&mut out);
+    }
+    let _ = events.wait();
+    for action in ["create", "start", "rename", "pause", "unpause", "destroy"] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!(" container {action} ")) && l.ends_with(')')),
+            "no {action} event in:\n{out}"
+        );
+    }
+    // container prune removes stopped containers and lists them.
+    let stopped = unique("cli-prune");
+    env.ok(&["run", "--name", &stopped, "busybox", "true"]);
+    let id = env.ok(&["inspect", "-f", "{{.Id}}", &stopped]);
+    let out = env.ok(&["container", "prune", "-f"]);
+    assert!(
+        out.starts_with("Deleted Containers:\n") && out.contains(id.trim()),
+        "{out}"
+    );
+    assert!(out.ends_with("Total reclaimed space: 0B\n"), "{out}");
+    same_error(&env, &["inspect", &stopped]);
+}

@@ -86,6 +86,14 @@ impl Client {
         self.get_json("/images/json", &q).await
     }
 
+    /// Inspect as the daemon wrote it (its field order kept, as `docker inspect` prints).
+    pub async fn inspect_raw(&self, kind: &str, id: &str) -> Result<Vec<u8>, ClientError> {
+        let response = self
+            .request(Method::GET, &seg(kind, id, "/json"), &[], empty_body(), &[])
+            .await?;
+        read_all(response.into_body(), 256 << 20).await
+    }
+
     pub async fn container_inspect(&self, id: &str) -> Result<serde_json::Value, ClientError> {
         self.get_json(&seg("containers", id, "/json"), &[]).await
     }

@@ -638,7 +638,7 @@ pub async fn inspect(inv: &Invocation<'_>, fixed_kind: Option<&str>) -> CliResul
     let mut failed = false;
     for name in &args.names {
         match lookup(&client, name, kind.as_deref()).await {
-            Ok(Some(v)) => found.push(v),
+            Ok(Some(object)) => found.push(object),
             Ok(None) => {
                 let what = match kind.as_deref() {
                     Some("container") => format!("Error: No such container: {name}"),
@@ -656,7 +656,7 @@ pub async fn inspect(inv: &Invocation<'_>, fixed_kind: Option<&str>) -> CliResul
     }
     match &template {
         Some(t) => {
-            for v in &found {
+            for (_, v) in &found {
                 let out = t.render(&Data {
                     value: v,
                     labels: None,
@@ -664,7 +664,10 @@ pub async fn inspect(inv: &Invocation<'_>, fixed_kind: Option<&str>) -> CliResul
                 println!("{out}");
             }
         }
-        None => println!("{}", go_indent(&found)),
+        None => {
+            let raws: Vec<Vec<u8>> = found.into_iter().map(|(raw, _)| raw).collect();
+            println!("{}", go_indent(&raws));
+        }
     }
     if failed {
         Err(CliError::Exit(1))
@@ -673,21 +676,21 @@ pub async fn inspect(inv: &Invocation<'_>, fixed_kind: Option<&str>) -> CliResul
     }
 }
 
+/// The object's raw JSON (for printing in the daemon's order) and its value (for templates).
 async fn lookup(
     client: &Client,
     name: &str,
     kind: Option<&str>,
-) -> Result<Option<Value>, berth_client::ClientError> {
-    if kind.is_none() || kind == Some("container") {
-        match client.container_inspect(name).await {
-            Ok(v) => return Ok(Some(v)),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+) -> Result<Option<(Vec<u8>, Value)>, berth_client::ClientError> {
+    for (k, path) in [("container", "containers"), ("image", "images")] {
+        if kind.is_some() && kind != Some(k) {
+            continue;
         }
-    }
-    if kind.is_none() || kind == Some("image") {
-        match client.image_inspect(name).await {
-            Ok(v) => return Ok(Some(v)),
+        match client.inspect_raw(path, name).await {
+            Ok(raw) => {
+                let value = serde_json::from_slice(&raw)?;
+                return Ok(Some((raw, value)));
+            }
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
@@ -695,15 +698,85 @@ async fn lookup(
     Ok(None)
 }
 
-/// Go's `json.MarshalIndent(v, "", "    ")` (4 spaces; `[]` when empty).
-fn go_indent(values: &[Value]) -> String {
-    let mut buf = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, formatter);
-    if serde::Serialize::serialize(values, &mut ser).is_err() {
+/// What docker prints: `json.MarshalIndent` of the raw objects, 4 spaces, their field order
+/// kept, `<`, `>` and `&` escaped as Go's encoder does; `[]` when nothing was found.
+fn go_indent(raws: &[Vec<u8>]) -> String {
+    if raws.is_empty() {
         return "[]".to_owned();
     }
-    String::from_utf8_lossy(&buf).into_owned()
+    let mut joined = b"[".to_vec();
+    for (i, raw) in raws.iter().enumerate() {
+        if i > 0 {
+            joined.push(b',');
+        }
+        joined.extend_from_slice(raw);
+    }
+    joined.push(b']');
+    indent_json(&joined)
+}
+
+/// Re-indents JSON text token by token (strings kept byte for byte, except Go's HTML
+/// escapes); empty `{}` and `[]` stay on one line.
+fn indent_json(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len() * 2);
+    let mut depth = 0usize;
+    let text = String::from_utf8_lossy(input);
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("    ", depth));
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                out.push('"');
+                while let Some(sc) = chars.next() {
+                    match sc {
+                        '\\' => {
+                            out.push('\\');
+                            if let Some(esc) = chars.next() {
+                                out.push(esc);
+                            }
+                        }
+                        '"' => break,
+                        '<' => out.push_str("\\u003c"),
+                        '>' => out.push_str("\\u003e"),
+                        '&' => out.push_str("\\u0026"),
+                        other => out.push(other),
+                    }
+                }
+                out.push('"');
+            }
+            '{' | '[' => {
+                let close = if c == '{' { '}' } else { ']' };
+                while chars.peek().is_some_and(|n| n.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek() == Some(&close) {
+                    chars.next();
+                    out.push(c);
+                    out.push(close);
+                } else {
+                    out.push(c);
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[derive(Parser)]
@@ -771,8 +844,8 @@ mod tests {
     fn inspect_json_is_indented_like_go() {
         assert_eq!(go_indent(&[]), "[]");
         assert_eq!(
-            go_indent(&[serde_json::json!({"A": [1]})]),
-            "[\n    {\n        \"A\": [\n            1\n        ]\n    }\n]"
+            go_indent(&[br#"{"B": [1], "A":{}, "C":"x<y, \"z\": [}"}"#.to_vec()]),
+            "[\n    {\n        \"B\": [\n            1\n        ],\n        \"A\": {},\n        \"C\": \"x\\u003cy, \\\"z\\\": [}\"\n    }\n]"
         );
     }
 }

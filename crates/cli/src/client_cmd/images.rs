@@ -398,14 +398,15 @@ pub async fn history(inv: &Invocation<'_>) -> CliResult {
             } else {
                 created_by
             };
+            let rfc3339 = rfc3339(n("Created"));
             let (created, size) = if args.human {
                 (ago(n("Created")), human_size(n("Size") as f64))
             } else {
-                (go_time(n("Created")), n("Size").to_string())
+                (rfc3339.clone(), n("Size").to_string())
             };
             Row {
                 fields: json!({
-                    "ID": id, "CreatedSince": created, "CreatedAt": go_time(n("Created")),
+                    "ID": id, "CreatedSince": created, "CreatedAt": rfc3339,
                     "CreatedBy": created_by, "Size": size, "Comment": s("Comment"),
                 }),
                 labels: BTreeMap::new(),
@@ -415,8 +416,13 @@ pub async fn history(inv: &Invocation<'_>) -> CliResult {
     let format = match (&args.format, args.quiet) {
         (Some(f), _) if !f.is_empty() => f.clone(),
         (_, true) => "{{.ID}}".to_owned(),
-        _ => "table {{.ID}}\\t{{.CreatedSince}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}"
-            .to_owned(),
+        _ if args.human => {
+            "table {{.ID}}\\t{{.CreatedSince}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}"
+                .to_owned()
+        }
+        _ => {
+            "table {{.ID}}\\t{{.CreatedAt}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}".to_owned()
+        }
     };
     let headers = [
         ("ID", "IMAGE"),
@@ -622,6 +628,14 @@ pub async fn image_prune(inv: &Invocation<'_>) -> CliResult {
         .unwrap_or(0.0);
     println!("Total reclaimed space: {}", human_size(space));
     Ok(())
+}
+
+/// Go's `time.RFC3339` of a unix time, in UTC.
+fn rfc3339(unix: i64) -> String {
+    let text = go_time(unix);
+    let (date, rest) = text.split_once(' ').unwrap_or((&text, ""));
+    let clock = rest.split(' ').next().unwrap_or("");
+    format!("{date}T{clock}Z")
 }
 
 #[cfg(test)]
