@@ -731,3 +731,191 @@ fn more_container_commands_and_events() {
     assert!(out.ends_with("Total reclaimed space: 0B\n"), "{out}");
     same_error(&env, &["inspect", &stopped]);
 }
+
+/// A berth process on a fresh pty of `rows`×`cols`; the master side and the output so far.
+struct PtyRun {
+    child: std::process::Child,
+    master: std::fs::File,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PtyRun {
+    fn start(env: &Env, args: &[&str], rows: u16, cols: u16) -> PtyRun {
+        use std::io::Read;
+        use std::os::fd::OwnedFd;
+        let size = nix::pty::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
+        let slave: OwnedFd = pty.slave;
+        let stdio = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup"));
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .env("BERTH_HOST", env.host())
+            .stdin(stdio(&slave))
+            .stdout(stdio(&slave))
+            .stderr(stdio(&slave))
+            .spawn()
+            .expect("berth");
+        drop(slave);
+        let master = std::fs::File::from(pty.master);
+        let mut reader = master.try_clone().expect("dup master");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = output.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Ends with EIO once every slave fd is closed.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut all) = sink.lock() {
+                    all.extend_from_slice(&buf[..n]);
+                }
+            }
+        });
+        PtyRun {
+            child,
+            master,
+            output,
+            reader: Some(reader),
+        }
+    }
+
+    fn type_in(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(bytes).expect("type");
+    }
+
+    fn text(&self) -> String {
+        self.output.lock().map(|o| text(&o)).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the output contains `needle`.
+    fn expect(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.text().contains(needle) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            self.text().contains(needle),
+            "no {needle:?} in {:?}",
+            self.text()
+        );
+    }
+
+    fn resize(&mut self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from a live local.
+        let rc = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(rc, 0, "TIOCSWINSZ");
+        // The pty is not berth's controlling terminal, so deliver SIGWINCH by hand.
+        daemon_support::signal(&self.child, libc::SIGWINCH);
+    }
+
+    fn wait(&mut self) -> Option<i32> {
+        let code = wait_bounded(&mut self.child, Duration::from_secs(30));
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        code
+    }
+}
+
+impl Drop for PtyRun {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[test]
+fn tty_size_follows_the_terminal_and_detach_keys_detach() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let mut run = PtyRun::start(&env, &["run", "-it", "--rm", "busybox", "sh"], 30, 100);
+    run.expect("# ");
+    run.type_in(b"stty size\n");
+    run.expect("30 100");
+    run.resize(40, 120);
+    std::thread::sleep(Duration::from_millis(300));
+    run.type_in(b"stty size\n");
+    run.expect("40 120");
+    run.type_in(b"exit 3\n");
+    assert_eq!(run.wait(), Some(3), "{}", run.text());
+    // ctrl-p ctrl-q: berth exits 0 and the container keeps running. (The daemon does not
+    // take detach keys yet, so a process that reads stdin would see it close: sleep doesn't.)
+    let name = unique("cli-tty");
+    let mut run = PtyRun::start(
+        &env,
+        &["run", "-it", "--name", &name, "busybox", "sleep", "1000"],
+        30,
+        100,
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    run.type_in(&[0x10, 0x11]);
+    assert_eq!(run.wait(), Some(0), "{}", run.text());
+    let state = env.ok(&["inspect", "-f", "{{.State.Running}}", &name]);
+    assert_eq!(state.trim(), "true");
+    // Attach again, leave with a custom key.
+    let mut again = PtyRun::start(&env, &["attach", "--detach-keys", "ctrl-x", &name], 30, 100);
+    std::thread::sleep(Duration::from_millis(500));
+    again.type_in(&[0x18]);
+    assert_eq!(again.wait(), Some(0), "{}", again.text());
+    let state = env.ok(&["inspect", "-f", "{{.State.Running}}", &name]);
+    assert_eq!(state.trim(), "true");
+    env.ok(&["rm", "-f", &name]);
+}
+
+#[test]
+fn signals_reach_an_attached_container() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 5' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .env("BERTH_HOST", env.host())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text(&seen).contains("ready") && Instant::now() < deadline {
+        use std::io::Read;
+        let mut buf = [0u8; 256];
+        match stdout.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(text(&seen).contains("ready"), "{}", text(&seen));
+    daemon_support::signal(&child, libc::SIGTERM);
+    let code = wait_bounded(&mut child, Duration::from_secs(20));
+    let rest = read_all(Some(stdout));
+    assert_eq!(code, Some(5), "{}{}", text(&seen), text(&rest));
+    assert!(text(&rest).contains("got-term"), "{}", text(&rest));
+}

@@ -10,7 +10,7 @@ use clap::Parser;
 use serde_json::Value;
 
 use super::format::{human_size, tabulate_min};
-use super::run::attached_session;
+use super::run::{Session, attached_session};
 use super::template::{Data, Template};
 use super::{CliError, CliResult, Invocation, parse, parse_split, tty};
 
@@ -73,10 +73,17 @@ pub async fn start(inv: &Invocation<'_>) -> CliResult {
     let id = info["Id"].as_str().unwrap_or_default().to_owned();
     let tty_on = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = args.interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    let keys = tty::parse_detach_keys(args.detach_keys.as_deref())?;
     let stream = client.container_attach(&id, stdin, true, true).await?;
     let wait = client.container_wait(&id, Some("next-exit")).await?;
     client.container_start(&id).await?;
-    let code = attached_session(&client, &id, stream, stdin, tty_on, wait).await?;
+    let session = Session {
+        stdin,
+        tty: tty_on,
+        keys,
+        sig_proxy: true,
+    };
+    let code = attached_session(&client, &id, stream, &session, wait).await?;
     Err(CliError::Exit(code))
 }
 
@@ -90,7 +97,7 @@ struct AttachArgs {
     #[arg(long)]
     no_stdin: bool,
     /// Proxy all received signals to the process
-    #[arg(long, default_value_t = true)]
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     sig_proxy: bool,
     /// Override the key sequence for detaching a container
     #[arg(long)]
@@ -110,9 +117,16 @@ pub async fn attach(inv: &Invocation<'_>) -> CliResult {
     }
     let tty_on = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = !args.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    let keys = tty::parse_detach_keys(args.detach_keys.as_deref())?;
     let stream = client.container_attach(&id, stdin, true, true).await?;
     let wait = client.container_wait(&id, Some("next-exit")).await?;
-    let code = attached_session(&client, &id, stream, stdin, tty_on, wait).await?;
+    let session = Session {
+        stdin,
+        tty: tty_on,
+        keys,
+        sig_proxy: args.sig_proxy,
+    };
+    let code = attached_session(&client, &id, stream, &session, wait).await?;
     Err(CliError::Exit(code))
 }
 
@@ -566,6 +580,7 @@ pub async fn exec(inv: &Invocation<'_>) -> CliResult {
         client.exec_start_detached(&exec_id, args.tty).await?;
         return Ok(());
     }
+    let keys = tty::parse_detach_keys(args.detach_keys.as_deref())?;
     let stream = client.exec_start_attached(&exec_id, args.tty).await?;
     let _raw = (args.tty && args.interactive).then(tty::RawMode::enable);
     if args.tty && std::io::stdout().is_terminal() {
@@ -577,7 +592,7 @@ pub async fn exec(inv: &Invocation<'_>) -> CliResult {
             }
         });
     }
-    if tty::pump(stream, args.interactive, args.tty).await? == tty::End::Detached {
+    if tty::pump(stream, args.interactive, args.tty, keys).await? == tty::End::Detached {
         return Ok(());
     }
     let result = exec_exit_code(&client, &exec_id).await?;

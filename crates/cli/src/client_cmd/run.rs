@@ -140,6 +140,9 @@ pub struct RunArgs {
     /// Suppress the pull output
     #[arg(short, long)]
     quiet: bool,
+    /// Proxy received signals to the process
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    sig_proxy: bool,
     /// The image
     image: String,
     /// The command and its arguments
@@ -344,6 +347,56 @@ fn none_if_empty(v: &[String]) -> Option<Vec<String>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
 
+/// Which streams an attached run attaches: `-a` names them, else stdout and stderr, plus
+/// stdin with `-i`.
+pub struct Streams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Streams {
+    fn of(a: &RunArgs, attach: bool) -> Result<Streams, CliError> {
+        if !attach {
+            if !a.attach.is_empty() {
+                return Err(CliError::Message(
+                    "Conflicting options: -a and -d".to_owned(),
+                ));
+            }
+            return Ok(Streams {
+                stdin: false,
+                stdout: false,
+                stderr: false,
+            });
+        }
+        if a.attach.is_empty() {
+            return Ok(Streams {
+                stdin: a.interactive,
+                stdout: true,
+                stderr: true,
+            });
+        }
+        let mut s = Streams {
+            stdin: false,
+            stdout: false,
+            stderr: false,
+        };
+        for name in &a.attach {
+            match name.to_ascii_lowercase().as_str() {
+                "stdin" => s.stdin = true,
+                "stdout" => s.stdout = true,
+                "stderr" => s.stderr = true,
+                _ => {
+                    return Err(CliError::Message(format!(
+                        "invalid argument {name:?} for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"
+                    )));
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
 /// The create body the docker CLI sends for these flags.
 pub fn create_body(a: &RunArgs, attach: bool) -> Result<ContainerCreate, CliError> {
     let mut env: Vec<String> = read_env_files(&a.env_file)?;
@@ -395,7 +448,7 @@ pub fn create_body(a: &RunArgs, attach: bool) -> Result<ContainerCreate, CliErro
         (true, Some((h, w))) => [u32::from(h), u32::from(w)],
         _ => [0, 0],
     };
-    let stdin = attach && a.interactive;
+    let streams = Streams::of(a, attach)?;
     let host_config = HostConfig {
         binds: none_if_empty(&binds),
         log_config: LogConfig::default(),
@@ -428,13 +481,13 @@ pub fn create_body(a: &RunArgs, attach: bool) -> Result<ContainerCreate, CliErro
     Ok(ContainerCreate {
         hostname: a.hostname.clone().unwrap_or_default(),
         user: a.user.clone().unwrap_or_default(),
-        attach_stdin: stdin,
-        attach_stdout: attach,
-        attach_stderr: attach,
+        attach_stdin: streams.stdin,
+        attach_stdout: streams.stdout,
+        attach_stderr: streams.stderr,
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         tty: a.tty,
         open_stdin: a.interactive,
-        stdin_once: stdin,
+        stdin_once: streams.stdin,
         env: (!env.is_empty()).then_some(env),
         cmd: (!a.command.is_empty()).then(|| a.command.clone()),
         image: a.image.clone(),
@@ -506,7 +559,8 @@ async fn create(
 
 pub async fn create_cmd(inv: &Invocation<'_>) -> CliResult {
     let args: RunArgs = parse_split(inv, CREATE_USAGE, 1)?;
-    let body = create_body(&args, false).map_err(|e| usage(e, "create"))?;
+    // docker create attaches stdout and stderr in the body, as an attached run does.
+    let body = create_body(&args, true).map_err(|e| usage(e, "create"))?;
     let client = inv.client().await?;
     let id = create(&client, args.name.as_deref(), &body, args.quiet)
         .await
@@ -551,8 +605,10 @@ pub async fn run(inv: &Invocation<'_>) -> CliResult {
         println!("{id}");
         return Ok(());
     }
+    let streams = Streams::of(&args, true)?;
+    let keys = tty::parse_detach_keys(args.detach_keys.as_deref())?;
     let stream = client
-        .container_attach(&id, args.interactive, true, true)
+        .container_attach(&id, streams.stdin, streams.stdout, streams.stderr)
         .await
         .map_err(|e| run_error("run", e))?;
     let condition = if args.rm { "removed" } else { "next-exit" };
@@ -564,20 +620,64 @@ pub async fn run(inv: &Invocation<'_>) -> CliResult {
         .container_start(&id)
         .await
         .map_err(|e| run_error("run", e))?;
-    let code = attached_session(&client, &id, stream, args.interactive, args.tty, wait).await?;
+    let session = Session {
+        stdin: streams.stdin,
+        tty: args.tty,
+        keys,
+        sig_proxy: args.sig_proxy,
+    };
+    let code = attached_session(&client, &id, stream, &session, wait).await?;
     Err(CliError::Exit(code))
 }
 
-/// The attached part of run / start -a: raw mode and resize with a TTY, the pumps, then the
-/// container's exit status (0 after a detach).
+/// How an attached session runs.
+pub struct Session {
+    pub stdin: bool,
+    pub tty: bool,
+    pub keys: Vec<u8>,
+    /// Forward our signals to the container (docker's `--sig-proxy`, only without a TTY).
+    pub sig_proxy: bool,
+}
+
+/// The signals docker's CLI forwards to an attached container.
+const PROXIED: [i32; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Forwards each proxied signal we receive to the container, for the process's lifetime.
+fn proxy_signals(client: &Client, id: &str) {
+    use tokio::signal::unix::{SignalKind, signal};
+    for sig in PROXIED {
+        let Ok(mut stream) = signal(SignalKind::from_raw(sig)) else {
+            continue;
+        };
+        let (c, id) = (client.clone(), id.to_owned());
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                let _ = c.container_kill(&id, Some(&sig.to_string())).await;
+            }
+        });
+    }
+}
+
+/// The attached part of run / start -a / attach: raw mode and resize with a TTY, signal
+/// forwarding without one, the pumps, then the container's exit status (0 after a detach).
 pub async fn attached_session(
     client: &Client,
     id: &str,
     stream: berth_client::Hijacked,
-    stdin: bool,
-    tty_on: bool,
+    session: &Session,
     wait: berth_client::WaitHandle,
 ) -> Result<i32, CliError> {
+    let (stdin, tty_on) = (session.stdin, session.tty);
+    if session.sig_proxy && !tty_on {
+        proxy_signals(client, id);
+    }
     let _raw = (tty_on && stdin).then(tty::RawMode::enable);
     if tty_on && std::io::stdout().is_terminal() {
         let (c, id2) = (client.clone(), id.to_owned());
@@ -588,7 +688,7 @@ pub async fn attached_session(
             }
         });
     }
-    if tty::pump(stream, stdin, tty_on).await? == tty::End::Detached {
+    if tty::pump(stream, stdin, tty_on, session.keys.clone()).await? == tty::End::Detached {
         return Ok(0);
     }
     let status = wait.status().await?;

@@ -11,7 +11,39 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::CliError;
 
 /// Docker's default detach sequence: ctrl-p, ctrl-q.
-const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+pub const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+
+/// Docker's `--detach-keys` syntax: comma-separated `ctrl-<x>` or single characters.
+pub fn parse_detach_keys(spec: Option<&str>) -> Result<Vec<u8>, CliError> {
+    let Some(spec) = spec.filter(|s| !s.is_empty()) else {
+        return Ok(DETACH_KEYS.to_vec());
+    };
+    let invalid = || CliError::Message(format!("Invalid detach keys ({spec}) provided"));
+    let mut keys = Vec::new();
+    for part in spec.split(',') {
+        if let Some(c) = part.strip_prefix("ctrl-") {
+            let &[b] = c.as_bytes() else {
+                return Err(invalid());
+            };
+            let code = match b {
+                b'a'..=b'z' => b - b'a' + 1,
+                b'@' => 0,
+                b'[' => 27,
+                b'\\' => 28,
+                b']' => 29,
+                b'^' => 30,
+                b'_' => 31,
+                _ => return Err(invalid()),
+            };
+            keys.push(code);
+        } else if let &[b] = part.as_bytes() {
+            keys.push(b);
+        } else {
+            return Err(invalid());
+        }
+    }
+    Ok(keys)
+}
 
 /// Puts the terminal on stdin in raw mode until dropped.
 pub struct RawMode {
@@ -84,7 +116,7 @@ pub enum End {
 
 /// Copies stdin to the connection (if `stdin`) and the connection to stdout/stderr (raw with
 /// a TTY, demultiplexed without) until the daemon closes it or the user detaches.
-pub async fn pump(io: Hijacked, stdin: bool, tty: bool) -> Result<End, CliError> {
+pub async fn pump(io: Hijacked, stdin: bool, tty: bool, keys: Vec<u8>) -> Result<End, CliError> {
     let (mut reader, mut writer) = tokio::io::split(io);
     let (detach_tx, mut detach_rx) = tokio::sync::oneshot::channel::<()>();
     let input = stdin.then(|| {
@@ -98,7 +130,7 @@ pub async fn pump(io: Hijacked, stdin: bool, tty: bool) -> Result<End, CliError>
                     Ok(n) => n,
                 };
                 let (chunk, detach) = if tty {
-                    scan_detach(&buf[..n], &mut matched)
+                    scan_detach(&buf[..n], &keys, &mut matched)
                 } else {
                     (buf[..n].to_vec(), false)
                 };
@@ -170,20 +202,23 @@ fn write_out(data: &[u8], tty: bool, demux: &mut Demuxer) -> Result<(), CliError
 /// Looks for ctrl-p ctrl-q across reads (`matched` carries a partial match over): the bytes
 /// to forward, and whether the sequence completed. A partial match is held back and
 /// forwarded when the next byte does not continue it.
-fn scan_detach(chunk: &[u8], matched: &mut usize) -> (Vec<u8>, bool) {
+fn scan_detach(chunk: &[u8], keys: &[u8], matched: &mut usize) -> (Vec<u8>, bool) {
+    if keys.is_empty() {
+        return (chunk.to_vec(), false);
+    }
     let mut out = Vec::with_capacity(chunk.len());
     for &b in chunk {
-        if b == DETACH_KEYS[*matched] {
+        if b == keys[*matched] {
             *matched += 1;
-            if *matched == DETACH_KEYS.len() {
+            if *matched == keys.len() {
                 *matched = 0;
                 return (out, true);
             }
             continue;
         }
-        out.extend_from_slice(&DETACH_KEYS[..*matched]);
+        out.extend_from_slice(&keys[..*matched]);
         *matched = 0;
-        if b == DETACH_KEYS[0] {
+        if b == keys[0] {
             *matched = 1;
         } else {
             out.push(b);
@@ -220,25 +255,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn detach_key_specs() {
+        assert_eq!(
+            parse_detach_keys(None).expect("default"),
+            DETACH_KEYS.to_vec()
+        );
+        assert_eq!(
+            parse_detach_keys(Some("ctrl-a,x")).expect("spec"),
+            vec![1, b'x']
+        );
+        assert_eq!(parse_detach_keys(Some("ctrl-[")).expect("esc"), vec![27]);
+        for bad in ["ctrl-", "ctrl-ab", "xy", "ctrl-1"] {
+            assert!(parse_detach_keys(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn detach_keys_in_one_read() {
         let mut m = 0;
-        assert_eq!(scan_detach(b"ab\x10\x11cd", &mut m), (b"ab".to_vec(), true));
+        assert_eq!(
+            scan_detach(b"ab\x10\x11cd", &DETACH_KEYS, &mut m),
+            (b"ab".to_vec(), true)
+        );
     }
 
     #[test]
     fn detach_keys_split_across_reads() {
         let mut m = 0;
-        assert_eq!(scan_detach(b"ab\x10", &mut m), (b"ab".to_vec(), false));
-        assert_eq!(scan_detach(b"\x11", &mut m), (Vec::new(), true));
+        assert_eq!(
+            scan_detach(b"ab\x10", &DETACH_KEYS, &mut m),
+            (b"ab".to_vec(), false)
+        );
+        assert_eq!(
+            scan_detach(b"\x11", &DETACH_KEYS, &mut m),
+            (Vec::new(), true)
+        );
     }
 
     #[test]
     fn a_lone_ctrl_p_is_passed_on_later() {
         let mut m = 0;
-        assert_eq!(scan_detach(b"x\x10", &mut m), (b"x".to_vec(), false));
-        assert_eq!(scan_detach(b"y", &mut m), (b"\x10y".to_vec(), false));
         assert_eq!(
-            scan_detach(b"\x10\x10\x11", &mut m),
+            scan_detach(b"x\x10", &DETACH_KEYS, &mut m),
+            (b"x".to_vec(), false)
+        );
+        assert_eq!(
+            scan_detach(b"y", &DETACH_KEYS, &mut m),
+            (b"\x10y".to_vec(), false)
+        );
+        assert_eq!(
+            scan_detach(b"\x10\x10\x11", &DETACH_KEYS, &mut m),
             (b"\x10".to_vec(), true)
         );
     }
