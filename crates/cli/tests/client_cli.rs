@@ -258,6 +258,10 @@ fn ps_output_is_dockers() {
     assert_eq!(berth, format!("web|\"{running}\"\n"));
     env.same_as_docker(&["ps", "--format", "table {{.ID}}\\t{{.Label \"tier\"}}"]);
     env.same_as_docker(&["container", "ls", "-a"]);
+    env.same_as_docker(&["ps", "-a", "-s"]);
+    env.same_as_docker(&["ps", "-a", "--format", "{{.Size}} {{.Names}}"]);
+    env.same_as_docker(&["ps", "-f", "name=nothing-is-called-this"]);
+    same_error(&env, &["ps", "-f", "nonsense"]);
 }
 
 #[test]
@@ -344,7 +348,7 @@ fn no_daemon_is_dockers_message() {
 }
 
 #[test]
-fn bad_flags_exit_125_with_dockers_message() {
+fn bad_flags_and_arguments_get_dockers_message_and_status() {
     if Command::new("docker").arg("--version").output().is_err() {
         eprintln!("skipped: no docker CLI");
         return;
@@ -356,6 +360,14 @@ fn bad_flags_exit_125_with_dockers_message() {
         &["ps", "-z"],
         &["ps", "-n", "x"],
         &["images", "--nope"],
+        &["images", "-f", "nonsense"],
+        &["run", "--cpus", "many", "busybox"],
+        &["run", "--ulimit", "nofile", "busybox"],
+        &["exec"],
+        &["logs"],
+        &["ps", "extra"],
+        &["tag", "only-one"],
+        &["rm"],
     ] {
         let d = Command::new("docker")
             .args(args)

@@ -730,6 +730,9 @@ fn go_indent(raws: &[Vec<u8>]) -> String {
     indent_json(&joined)
 }
 
+/// The deepest nesting that is indented.
+const MAX_INDENT_DEPTH: usize = 128;
+
 /// Re-indents JSON text token by token (strings kept byte for byte, except Go's HTML
 /// escapes); empty `{}` and `[]` stay on one line.
 fn indent_json(input: &[u8]) -> String {
@@ -737,9 +740,11 @@ fn indent_json(input: &[u8]) -> String {
     let mut depth = 0usize;
     let text = String::from_utf8_lossy(input);
     let mut chars = text.chars().peekable();
+    // Callers pass JSON serde_json accepted (nesting ≤ 128); the cap keeps hostile text
+    // from making the output quadratic anyway.
     let newline = |out: &mut String, depth: usize| {
         out.push('\n');
-        out.extend(std::iter::repeat_n("    ", depth));
+        out.extend(std::iter::repeat_n("    ", depth.min(MAX_INDENT_DEPTH)));
     };
     while let Some(c) = chars.next() {
         match c {
@@ -798,7 +803,7 @@ fn indent_json(input: &[u8]) -> String {
 #[command(name = "prune", about = "Remove all stopped containers")]
 struct ContainerPruneArgs {
     /// Provide filter values (e.g. "until=<timestamp>")
-    #[arg(long)]
+    #[arg(long, value_parser = super::filter_arg)]
     filter: Vec<String>,
     /// Do not prompt for confirmation
     #[arg(short, long)]
@@ -853,6 +858,21 @@ mod tests {
         assert_eq!(rfc3339_seconds("garbage"), None);
         assert_eq!(time_arg("1795595968").expect("unix"), "1795595968");
         assert!(time_arg("yesterday").is_err());
+    }
+
+    #[test]
+    fn hostile_json_is_reindented_without_panics() {
+        for bad in [
+            &b"{"[..],
+            b"}}}]]]",
+            b"\"unterminated",
+            b"\"\\",
+            b"\xff\xfe{\"a\":1}",
+            &[b'['; 1_000],
+        ] {
+            let _ = indent_json(bad);
+        }
+        assert_eq!(indent_json(b"}"), "\n}");
     }
 
     #[test]

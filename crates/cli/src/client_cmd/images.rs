@@ -22,7 +22,7 @@ struct ImagesArgs {
     #[arg(long)]
     digests: bool,
     /// Filter output based on conditions provided
-    #[arg(short, long = "filter")]
+    #[arg(short, long = "filter", value_parser = super::filter_arg)]
     filter: Vec<String>,
     /// Format output using a custom template
     #[arg(long)]
@@ -584,7 +584,7 @@ struct ImagePruneArgs {
     #[arg(short, long)]
     all: bool,
     /// Provide filter values (e.g. "until=<timestamp>")
-    #[arg(long)]
+    #[arg(long, value_parser = super::filter_arg)]
     filter: Vec<String>,
     /// Do not prompt for confirmation
     #[arg(short, long)]

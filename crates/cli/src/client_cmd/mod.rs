@@ -302,7 +302,7 @@ pub fn parse_split<T: Parser>(
         _ => args.to_vec(),
     };
     let argv = std::iter::once(inv.name.to_owned()).chain(argv);
-    T::try_parse_from(argv).map_err(|e| usage_error(inv.name, usage, &e, &T::command()))
+    parse_argv(inv.name, usage, argv)
 }
 
 /// Docker's `[y/N]` prompt on stdin.
@@ -318,7 +318,23 @@ pub fn confirm(warning: &str) -> Result<bool, CliError> {
 /// Parses a command's flags with clap, turning clap's errors into docker's messages.
 pub fn parse<T: Parser>(inv: &Invocation, usage: &str) -> Result<T, CliError> {
     let argv = std::iter::once(inv.name.to_owned()).chain(inv.args.iter().cloned());
-    T::try_parse_from(argv).map_err(|e| usage_error(inv.name, usage, &e, &T::command()))
+    parse_argv(inv.name, usage, argv)
+}
+
+/// Runs clap with `berth <name>` as the program name shown in help.
+fn parse_argv<T: Parser>(
+    name: &str,
+    usage: &str,
+    argv: impl IntoIterator<Item = String>,
+) -> Result<T, CliError> {
+    let shown = name
+        .replacen("container-", "container ", 1)
+        .replacen("image-", "image ", 1);
+    let mut command = T::command().bin_name(format!("berth {shown}"));
+    command
+        .try_get_matches_from_mut(argv)
+        .and_then(|m| T::from_arg_matches(&m))
+        .map_err(|e| usage_error(name, usage, &e, &command))
 }
 
 /// How docker names a flag in messages: `-n, --last` or `--format`.
@@ -342,9 +358,53 @@ fn flag_name(command: &clap::Command, arg: &str) -> String {
     }
 }
 
+/// A wrong argument count: docker's line, exit 1 ("See" for at-least counts, "Run" for
+/// the others, as docker words them).
+fn arity_error(name: &str, command: &clap::Command, footer: &dyn Fn(&str) -> String) -> CliError {
+    let rule = arity(command);
+    let verb = if rule.contains("at least") && !rule.contains("at most") {
+        "See"
+    } else {
+        "Run"
+    };
+    CliError::Usage {
+        message: format!("berth: 'berth {name}' {rule}{}", footer(verb)),
+        code: 1,
+    }
+}
+
+/// Docker's wording of how many arguments a command takes.
+fn arity(command: &clap::Command) -> String {
+    let mut min = 0usize;
+    let mut max = Some(0usize);
+    for arg in command.get_positionals() {
+        let range = arg.get_num_args().unwrap_or_default();
+        let (lo, hi) = (range.min_values(), range.max_values());
+        if arg.is_required_set() {
+            min += lo.max(1);
+        }
+        max = match max {
+            Some(m) if hi != usize::MAX => Some(m + hi.max(1)),
+            _ => None,
+        };
+    }
+    let plural = |n: usize| if n == 1 { "argument" } else { "arguments" };
+    match max {
+        Some(0) => "accepts no arguments".to_owned(),
+        Some(m) if m == min => format!("requires {min} {}", plural(min)),
+        Some(m) if min == 0 => format!("requires at most {m} {}", plural(m)),
+        Some(m) => format!("requires at least {min} and at most {m} {}", plural(m)),
+        None => format!("requires at least {min} {}", plural(min)),
+    }
+}
+
 /// Go's parse error for a value a flag could not take.
 fn go_parse_error(value: &str, reason: &str) -> String {
-    if reason.contains("digit") || reason.contains("number") {
+    // The texts of Rust's ParseIntError.
+    if reason.starts_with("invalid digit")
+        || reason.contains("integer from empty string")
+        || reason.starts_with("number too")
+    {
         format!("strconv.ParseInt: parsing \"{value}\": invalid syntax")
     } else {
         reason.to_owned()
@@ -352,6 +412,11 @@ fn go_parse_error(value: &str, reason: &str) -> String {
 }
 
 fn usage_error(name: &str, usage: &str, e: &clap::Error, command: &clap::Command) -> CliError {
+    // Management commands run under an internal name (`container-prune`): show the real one.
+    let shown = name
+        .replacen("container-", "container ", 1)
+        .replacen("image-", "image ", 1);
+    let name = shown.as_str();
     let context = |kind| match e.get(kind) {
         Some(ContextValue::String(s)) => s.clone(),
         Some(ContextValue::Strings(v)) => v.join(" "),
@@ -362,6 +427,9 @@ fn usage_error(name: &str, usage: &str, e: &clap::Error, command: &clap::Command
     };
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => CliError::Help(e.to_string()),
+        ErrorKind::UnknownArgument if !context(ContextKind::InvalidArg).starts_with('-') => {
+            arity_error(name, command, &footer)
+        }
         ErrorKind::UnknownArgument => {
             let arg = context(ContextKind::InvalidArg);
             let message = match arg.strip_prefix('-') {
@@ -379,13 +447,7 @@ fn usage_error(name: &str, usage: &str, e: &clap::Error, command: &clap::Command
         ErrorKind::MissingRequiredArgument | ErrorKind::WrongNumberOfValues
             if context(ContextKind::InvalidArg).starts_with('<') =>
         {
-            CliError::Usage {
-                message: format!(
-                    "berth: 'berth {name}' requires at least 1 argument{}",
-                    footer("See")
-                ),
-                code: 1,
-            }
+            arity_error(name, command, &footer)
         }
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
             let arg = context(ContextKind::InvalidArg);
@@ -421,6 +483,15 @@ fn usage_error(name: &str, usage: &str, e: &clap::Error, command: &clap::Command
 }
 
 use std::error::Error as _;
+
+/// clap's check of one `--filter key=value`, with docker's message.
+pub fn filter_arg(s: &str) -> Result<String, String> {
+    if s.contains('=') {
+        Ok(s.to_owned())
+    } else {
+        Err("bad format of filter (expected name=value)".to_owned())
+    }
+}
 
 /// Docker's `-f key=value` filters.
 pub fn filters(list: &[String]) -> Result<berth_reference::Filters, CliError> {

@@ -16,7 +16,7 @@ struct PsArgs {
     #[arg(short, long)]
     all: bool,
     /// Filter output based on conditions provided
-    #[arg(short, long = "filter")]
+    #[arg(short, long = "filter", value_parser = super::filter_arg)]
     filter: Vec<String>,
     /// Format output using a custom template
     #[arg(long)]

@@ -16,7 +16,11 @@ use super::{CliError, CliResult, Invocation, parse_split, tty};
 
 /// The flags of `run` and `create` (create ignores the run-only ones).
 #[derive(Parser, Debug)]
-#[command(name = "run", disable_help_flag = true)]
+#[command(
+    name = "run",
+    about = "Create and run a new container from an image",
+    disable_help_flag = true
+)]
 pub struct RunArgs {
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,

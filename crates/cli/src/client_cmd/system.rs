@@ -166,7 +166,7 @@ pub async fn info(inv: &Invocation<'_>) -> CliResult {
 #[command(name = "events", about = "Get real time events from the server")]
 struct EventsArgs {
     /// Filter output based on conditions provided
-    #[arg(short, long = "filter")]
+    #[arg(short, long = "filter", value_parser = super::filter_arg)]
     filter: Vec<String>,
     /// Format output using a custom template
     #[arg(long)]
