@@ -931,3 +931,91 @@ fn signals_reach_an_attached_container() {
     assert_eq!(code, Some(5), "{}{}", text(&seen), text(&rest));
     assert!(text(&rest).contains("got-term"), "{}", text(&rest));
 }
+
+/// The client crate on its own against the daemon: version negotiation, typed errors, a
+/// hijacked attach with half-close, demultiplexed logs.
+#[test]
+fn client_crate_against_the_daemon() {
+    if !usable() {
+        return;
+    }
+    use berth_client::stream::{Demuxer, StdStream};
+    use berth_client::types::ContainerCreate;
+    use berth_client::{Client, ClientError, Host};
+    use berth_errdefs::{Category, HasCategory};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let env = Env::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut client = Client::new(Host::parse(&env.host()).expect("host"));
+        client.negotiate().await.expect("ping");
+        assert_eq!(client.api_version(), "1.41");
+        let err = client
+            .container_inspect("nosuch-container")
+            .await
+            .expect_err("404");
+        assert!(
+            matches!(&err, ClientError::Daemon { status: 404, message } if message == "No such container: nosuch-container"),
+            "{err:?}"
+        );
+        assert_eq!(err.category(), Category::NotFound);
+
+        // cat through a hijacked attach: stdin goes up raw, EOF by half-close, output framed.
+        let body = ContainerCreate {
+            image: "busybox".into(),
+            cmd: Some(vec!["sh".into(), "-c".into(), "cat; echo done >&2".into()]),
+            attach_stdin: true,
+            attach_stdout: true,
+            attach_stderr: true,
+            open_stdin: true,
+            stdin_once: true,
+            ..Default::default()
+        };
+        let id = client
+            .container_create(Some(&unique("cli-api")), &body)
+            .await
+            .expect("create")
+            .id;
+        let mut io = client
+            .container_attach(&id, true, true, true)
+            .await
+            .expect("attach");
+        let wait = client
+            .container_wait(&id, Some("next-exit"))
+            .await
+            .expect("wait");
+        client.container_start(&id).await.expect("start");
+        io.write_all(b"through the socket\n").await.expect("write");
+        io.shutdown().await.expect("half-close");
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), io.read_to_end(&mut raw))
+            .await
+            .expect("output in time")
+            .expect("read");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        Demuxer::new()
+            .feed(&raw, &mut |s, b| match s {
+                StdStream::Stderr => err.extend_from_slice(b),
+                _ => out.extend_from_slice(b),
+            })
+            .expect("frames");
+        assert_eq!(text(&out), "through the socket\n");
+        assert_eq!(text(&err), "done\n");
+        assert_eq!(wait.status().await.expect("status").status_code, 0);
+
+        // Removing twice: the second is a typed 404.
+        client
+            .container_remove(&id, true, false)
+            .await
+            .expect("remove");
+        let again = client
+            .container_remove(&id, true, false)
+            .await
+            .expect_err("gone");
+        assert!(again.is_not_found(), "{again:?}");
+    });
+}

@@ -111,6 +111,13 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         self.version = negotiated_version(server.as_deref());
+        // As the docker CLI: a version forced in the environment wins over the ping.
+        if let Some(forced) = std::env::var("DOCKER_API_VERSION")
+            .ok()
+            .filter(|v| parse_version(v).is_some())
+        {
+            self.version = forced;
+        }
         Ok(())
     }
 
