@@ -890,6 +890,14 @@ fn tty_size_follows_the_terminal_and_detach_keys_detach() {
     assert_eq!(again.wait(), Some(0), "{}", again.text());
     let state = env.ok(&["inspect", "-f", "{{.State.Running}}", &name]);
     assert_eq!(state.trim(), "true");
+    // exec -it: a terminal of our size, the exec's own exit code.
+    let mut exec = PtyRun::start(&env, &["exec", "-it", &name, "sh"], 25, 90);
+    exec.expect("# ");
+    exec.type_in(b"stty size; tty\n");
+    exec.expect("25 90");
+    exec.expect("/dev/pts/");
+    exec.type_in(b"exit 4\n");
+    assert_eq!(exec.wait(), Some(4), "{}", exec.text());
     env.ok(&["rm", "-f", &name]);
 }
 
