@@ -1,6 +1,7 @@
 //! The `berth` binary: every part of berth is a subcommand of this one program, so installing
 //! berth is copying one file.
 
+mod client_cmd;
 mod daemon_cmd;
 mod registry_cmd;
 mod runtime_cmd;
@@ -12,6 +13,11 @@ Commands:
   registry  OCI distribution registry server (berth registry serve --help)
   runtime   OCI runtime with a runc-compatible command line (berth runtime --help)
   shim      Per-container monitor (started by the engine)
+
+Docker's client commands, with docker's flags and output (berth COMMAND --help):
+  ps, images, run, create, start, stop, kill, restart, rm, rmi, logs, exec, inspect,
+  attach, wait, top, rename, pause, unpause, port, tag, history, import, save, load,
+  pull, push, events, version, info, container …, image …
 ";
 
 fn main() {
@@ -21,7 +27,7 @@ fn main() {
         Some("registry") => registry_cmd::main(args[1..].to_vec()),
         Some("runtime") => runtime_cmd::main(args[1..].to_vec()),
         Some("shim") => berth_shim::main_entry(args[1..].to_vec()),
-        Some("--version" | "version") => {
+        Some("--version") => {
             println!("berth version {}", env!("CARGO_PKG_VERSION"));
             0
         }
@@ -29,10 +35,7 @@ fn main() {
             print!("{USAGE}");
             0
         }
-        Some(other) => {
-            eprintln!("berth: unknown command {other:?}\n\n{USAGE}");
-            2
-        }
+        Some(_) => client_cmd::main(args[1..].to_vec()),
     };
     std::process::exit(code);
 }
