@@ -120,7 +120,11 @@ done
 # container that discards it (MiB/s; Docker uses its userland proxy for loopback here).
 throughput() {
   local d=$1 cid port
-  cid=$(DOCKER_HOST=unix://$work/$d.sock docker run -d -p 127.0.0.1::5000 busybox sh -c 'nc -l -p 5000 > /dev/null')
+  if ! cid=$(DOCKER_HOST=unix://$work/$d.sock docker run -d -p 127.0.0.1::5000 busybox sh -c 'nc -l -p 5000 > /dev/null' 2>"$work/$d.port.err"); then
+    echo "$d: publishing a port failed: $(cat "$work/$d.port.err")" >&2
+    echo 0
+    return
+  fi
   port=$(DOCKER_HOST=unix://$work/$d.sock docker port "$cid" 5000 | head -1 | sed 's/.*://')
   python3 - "$port" <<'PY'
 import socket, sys, time
@@ -163,7 +167,7 @@ done
 sleep 1
 sum_pss() { local s=0; for p in $(pgrep -f "$1"); do s=$(( s + $(pss_kib "$p") )); done; echo "$s"; }
 R[docker,shim]=$(( $(sum_pss "containerd-shim-runc-v2 .*$work/docker-exec|containerd-shim-runc-v2 -namespace moby") / 10 ))
-R[berth,shim]=$(( $(sum_pss "berth shim .*$work/berth-exec") / 10 ))
+R[berth,shim]=$(( $(sum_pss " shim .*$work/berth-exec") / 10 ))
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "n/a" }'; }
 printf '\n%-44s %12s %12s %8s\n' "measure (median of $N)" "berth" "docker" "ratio"
