@@ -57,6 +57,8 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
             exec_root: dir.path().join("exec"),
             shim_binary: "/nonexistent/berth".into(),
             runtime: None,
+            init_path: None,
+            init_default: false,
         },
         images.clone(),
         events.clone(),

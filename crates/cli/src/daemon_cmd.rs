@@ -74,6 +74,12 @@ struct Flags {
     /// berth's nftables table (a second daemon on the same host needs its own) [default: berth].
     #[arg(long)]
     firewall_table: Option<String>,
+    /// Run an init inside every container that does not ask otherwise.
+    #[arg(long)]
+    init: bool,
+    /// The static init binary for --init [default: docker-init or tini-static from PATH].
+    #[arg(long)]
+    init_path: Option<PathBuf>,
 }
 
 const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
@@ -100,6 +106,8 @@ struct DaemonConfig {
     default_runtime: String,
     runtimes: BTreeMap<String, String>,
     network: NetworkSettings,
+    init_default: bool,
+    init_path: Option<PathBuf>,
 }
 
 /// The networking settings (dockerd's names).
@@ -156,6 +164,8 @@ const FILE_KEYS: &[&str] = &[
     "mtu",
     "default-address-pools",
     "firewall-table",
+    "init",
+    "init-path",
 ];
 
 fn resolve(flags: Flags) -> Result<DaemonConfig> {
@@ -247,7 +257,14 @@ fn resolve(flags: Flags) -> Result<DaemonConfig> {
             .or(string("firewall-table")?)
             .unwrap_or_else(|| DEFAULT_FIREWALL_TABLE.into()),
     };
+    let init_default = flags.init || file.get("init").and_then(Value::as_bool).unwrap_or(false);
+    let init_path = flags
+        .init_path
+        .or(string("init-path")?.map(PathBuf::from))
+        .or_else(find_init);
     Ok(DaemonConfig {
+        init_default,
+        init_path,
         network,
         sockets: hosts
             .iter()
@@ -289,6 +306,17 @@ fn parse_pool(spec: &str) -> Result<berth_network::ipam::DefaultPool> {
         );
     }
     Ok(berth_network::ipam::DefaultPool { base, size })
+}
+
+/// The init dockerd would use: `docker-init` from PATH, else Debian's `tini-static` (which
+/// is what `docker-init` is on Debian). Only a static binary runs in any image.
+fn find_init() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["docker-init", "tini-static"].iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
 }
 
 fn builtin_runtime_path() -> String {
@@ -437,6 +465,8 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             exec_root: config.exec_root.clone(),
             shim_binary,
             runtime: None,
+            init_path: config.init_path.clone(),
+            init_default: config.init_default,
         },
         images.clone(),
         events.clone(),

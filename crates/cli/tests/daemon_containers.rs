@@ -1112,3 +1112,37 @@ fn rm_f_of_a_container_that_is_just_exiting_succeeds() {
     }
     assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+fn init_runs_as_pid_1_reaps_and_forwards_signals() {
+    let env = Env::new();
+    let ps = env.ok(&["run", "--rm", "--init", "busybox", "ps", "-o", "pid,args"]);
+    let pid1 = ps
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or("");
+    assert!(pid1.contains("/sbin/docker-init -- ps"), "{ps}");
+    // sleep as pid 1 would ignore SIGTERM; under the init it gets it and stop is quick.
+    env.ok(&[
+        "run", "-d", "--init", "--name", "sleeper", "busybox", "sleep", "300",
+    ]);
+    let t0 = Instant::now();
+    env.ok(&["stop", "-t", "20", "sleeper"]);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.ExitCode}}", "sleeper"])
+            .trim(),
+        "143"
+    );
+    // Orphans are reaped: no zombie is left after a double fork.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "(sleep 0.2 &) ; sleep 1; ps -o stat | grep -c Z || true",
+    ]);
+    assert_eq!(out.trim(), "0", "{out}");
+}

@@ -123,7 +123,7 @@ fn init_binary(cfg: &ContainerConfig, ctx: &RuntimeContext) -> Result<Option<Pat
     match &ctx.init_path {
         Some(path) => Ok(Some(path.clone())),
         None => Err(SpecError::invalid(
-            "--init was requested but no init binary is configured",
+            "--init was requested but no init binary was found: install Debian's tini (tini-static) or start the daemon with --init-path",
         )),
     }
 }

@@ -58,6 +58,11 @@ pub struct ContainersConfig {
     pub shim_binary: PathBuf,
     /// `--runtime` for the shim: `None` is the built-in runtime.
     pub runtime: Option<String>,
+    /// The static init bind-mounted at `/sbin/docker-init` for `--init` (dockerd's
+    /// `--init-path`); `None`: `--init` is refused with a clear message.
+    pub init_path: Option<PathBuf>,
+    /// The daemon's `--init`: containers that do not say get the init.
+    pub init_default: bool,
 }
 
 /// How a wait ends.
@@ -537,6 +542,8 @@ impl Containers {
         ctx.hosts_path = Some(etc.hosts.clone());
         ctx.resolv_conf_path = Some(etc.resolv_conf.clone());
         ctx.network = network;
+        ctx.init_path = self.cfg.init_path.clone();
+        ctx.init_default = self.cfg.init_default;
         let spec = berth_spec::generate(spec_cfg, &ctx, &berth_spec::NoVolumes)
             .map_err(|e| CategorizedError::from_error(&e))?;
         let bundle = self.bundle_dir(id);
