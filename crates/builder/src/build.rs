@@ -1,0 +1,1029 @@
+//! One build: stages in order, each instruction dispatched on the stage's state, every
+//! step committed as an image (with a layer for COPY/ADD/RUN/WORKDIR changes, an empty
+//! history entry otherwise), as Docker's classic builder does, with the cache in front.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_dockerfile::{
+    BuildArgs, CommandLine, Copy, Dockerfile, Healthcheck, Instruction, RunScript, Scope,
+    StageGraph, StageRef, Step, is_predefined_arg,
+};
+use berth_image::{ContainerConfig, History, ImageConfig, ImageStore, now_rfc3339};
+use berth_reference::{ImageId, Reference, truncate_id};
+
+use crate::backend::{Backend, OutputStream, RunSpec};
+use crate::cache::{Cache, key};
+use crate::context::{Context, Source, checksum};
+use crate::error::{BuildError, Result};
+use crate::fsops::{CopyAttrs, CopyJob, copy_into, mkdir_all, parse_chmod, parse_chown};
+use crate::workspace::{Workspace, clean_leftovers, random_hex, top_layer, write_layer};
+
+/// Docker's default PATH, given to a stage that has none.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Largest Dockerfile read from a context.
+const MAX_DOCKERFILE: usize = berth_dockerfile::limits::MAX_DOCKERFILE_BYTES;
+
+/// What `docker build` asks for.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The Dockerfile's path in the context (`-f`).
+    pub dockerfile: String,
+    /// `-t` (any number).
+    pub tags: Vec<Reference>,
+    /// `--build-arg` (`None`: named without a value and unset on the client; ignored).
+    pub build_args: BTreeMap<String, Option<String>>,
+    /// `--label`.
+    pub labels: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--rm` (default true): remove a RUN step's container after it succeeded.
+    pub remove: bool,
+    /// `--force-rm`: remove it even after a failure.
+    pub force_remove: bool,
+    /// `--network` for RUN.
+    pub network_mode: String,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            dockerfile: "Dockerfile".into(),
+            tags: Vec::new(),
+            build_args: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            target: None,
+            no_cache: false,
+            remove: true,
+            force_remove: false,
+            network_mode: "default".into(),
+        }
+    }
+}
+
+/// What a build reports as it goes (the API turns these into its JSON stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Text for the user (`Step 1/3 : FROM scratch\n`, RUN output, ` ---> id\n`).
+    Stream(String),
+    /// The final image id (sent before `Successfully built`).
+    Aux(ImageId),
+}
+
+/// The builder: owns `<data-root>/builder/` (`cache/`, `tmp/`) over the image store.
+#[derive(Debug)]
+pub struct Builder {
+    store: Arc<ImageStore>,
+    root: PathBuf,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cache")
+    }
+}
+
+impl Builder {
+    /// Opens the builder's directory `root` and removes what a crashed build left.
+    pub fn open(store: Arc<ImageStore>, root: &Path) -> Result<Builder> {
+        let tmp = root.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(BuildError::io("create", &tmp))?;
+        Cache::open(&root.join("cache"))?;
+        clean_leftovers(&store, &tmp);
+        Ok(Builder {
+            store,
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// A fresh directory path (not created) for unpacking an uploaded context.
+    pub fn context_dir(&self) -> PathBuf {
+        self.tmp().join(format!("ctx-{}", random_hex()))
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Forgets the build cache; returns the number of entries removed.
+    pub fn prune_cache(&self) -> Result<usize> {
+        Cache::open(&self.root.join("cache"))?.clear()
+    }
+
+    /// Builds `opts.dockerfile` from `ctx`; returns the image id after tagging it.
+    pub fn build(
+        &self,
+        backend: &dyn Backend,
+        ctx: &Context,
+        opts: &BuildOptions,
+        report: &mut dyn FnMut(Progress),
+    ) -> Result<ImageId> {
+        let name = opts.dockerfile.trim_start_matches("./").to_owned();
+        let src = ctx.read_file(&name, MAX_DOCKERFILE)?;
+        let df =
+            Dockerfile::parse(&name, &src).map_err(|e| BuildError::Parse(e.docker_message()))?;
+        let cache = Cache::open(&self.root.join("cache"))?;
+        let mut run = BuildRun::new(self, backend, ctx, opts, &df, &cache, report)?;
+        let id = run.build_all()?;
+        run.finish(&id)?;
+        Ok(id)
+    }
+}
+
+/// The state of a stage while its steps run.
+struct StageState {
+    image: Option<ImageId>,
+    config: ImageConfig,
+    scope: Scope,
+    cmd_set: bool,
+}
+
+impl StageState {
+    fn container(&self) -> ContainerConfig {
+        self.config.config.clone().unwrap_or_default()
+    }
+
+    fn shell(&self) -> Vec<String> {
+        self.config
+            .config
+            .as_ref()
+            .and_then(|c| c.shell.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+}
+
+/// What a step changes.
+enum Work {
+    /// Only the config.
+    None,
+    /// COPY/ADD.
+    Copy(Box<CopyWork>),
+    /// RUN.
+    Run(RunSpec),
+    /// WORKDIR: make the directory.
+    Mkdir(String),
+}
+
+struct CopyWork {
+    /// Sources from the context (or the `--from` image), with their root.
+    from: CopySource,
+    sources: Vec<String>,
+    inline: Vec<(String, String)>,
+    dest: String,
+    dest_is_dir: bool,
+    chown: Option<String>,
+    chmod: Option<u32>,
+    unpack: bool,
+}
+
+enum CopySource {
+    Context,
+    Image(Option<Box<ImageConfig>>),
+}
+
+struct Change {
+    container: ContainerConfig,
+    created_by: String,
+    cache_extra: String,
+    work: Work,
+    author: Option<String>,
+}
+
+struct BuildRun<'a> {
+    b: &'a Builder,
+    backend: &'a dyn Backend,
+    ctx: &'a Context,
+    opts: &'a BuildOptions,
+    df: &'a Dockerfile,
+    cache: &'a Cache,
+    report: &'a mut dyn FnMut(Progress),
+    global: Scope,
+    graph: StageGraph,
+    step_no: usize,
+    total: usize,
+    results: Vec<Option<(Option<ImageId>, ImageConfig)>>,
+    declared: BTreeSet<String>,
+}
+
+impl<'a> BuildRun<'a> {
+    fn new(
+        b: &'a Builder,
+        backend: &'a dyn Backend,
+        ctx: &'a Context,
+        opts: &'a BuildOptions,
+        df: &'a Dockerfile,
+        cache: &'a Cache,
+        report: &'a mut dyn FnMut(Progress),
+    ) -> Result<Self> {
+        let args = BuildArgs {
+            values: opts
+                .build_args
+                .iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                .collect(),
+            ..BuildArgs::default()
+        };
+        let parse = |e: berth_dockerfile::ParseError| BuildError::Parse(e.docker_message());
+        let global = Scope::global(df, &args).map_err(parse)?;
+        let graph = StageGraph::build(df, &args).map_err(parse)?;
+        let total = df.meta_args.len()
+            + df.stages.iter().map(|s| 1 + s.steps.len()).sum::<usize>()
+            + usize::from(!opts.labels.is_empty());
+        Ok(BuildRun {
+            b,
+            backend,
+            ctx,
+            opts,
+            df,
+            cache,
+            report,
+            declared: global.declared_args().clone(),
+            global,
+            graph,
+            step_no: 0,
+            total,
+            results: vec![None; df.stages.len()],
+        })
+    }
+
+    fn say(&mut self, text: impl Into<String>) {
+        (self.report)(Progress::Stream(text.into()));
+    }
+
+    fn header(&mut self, original: &str) {
+        self.step_no += 1;
+        let line = format!(
+            "Step {}/{} : {}\n",
+            self.step_no,
+            self.total,
+            original.trim()
+        );
+        self.say(line);
+    }
+
+    fn build_all(&mut self) -> Result<ImageId> {
+        for step in &self.df.meta_args {
+            self.header(&step.original);
+        }
+        let target = self
+            .df
+            .target(self.opts.target.as_deref())
+            .map_err(|e| {
+                BuildError::Invalid(format!("failed to reach build target {}", e.message))
+            })?
+            .index;
+        for index in 0..=target {
+            let result = self.build_stage(index, index == target)?;
+            self.results[index] = Some(result);
+        }
+        match &self.results[target] {
+            Some((Some(id), _)) => Ok(id.clone()),
+            _ => Err(BuildError::Invalid(
+                "No image was generated. Is your Dockerfile empty?".into(),
+            )),
+        }
+    }
+
+    fn build_stage(&mut self, index: usize, last: bool) -> Result<(Option<ImageId>, ImageConfig)> {
+        let stage = &self.df.stages[index];
+        self.header(&format!("FROM {}", from_text(stage)));
+        let mut state = self.begin_stage(index)?;
+        self.run_triggers(&mut state)?;
+        for step in &stage.steps {
+            self.header(&step.original);
+            self.dispatch(&mut state, step)?;
+        }
+        if last && !self.opts.labels.is_empty() {
+            let step = label_step(&self.opts.labels)?;
+            self.header(&step.original);
+            self.dispatch(&mut state, &step)?;
+        }
+        self.declared
+            .extend(state.scope.declared_args().iter().cloned());
+        Ok((state.image, state.config))
+    }
+
+    fn begin_stage(&mut self, index: usize) -> Result<StageState> {
+        let (image, mut config) = match &self.graph.bases[index] {
+            StageRef::Scratch => (None, scratch_config()),
+            StageRef::Stage(i) => self.results[*i]
+                .clone()
+                .ok_or_else(|| BuildError::Invalid(format!("stage {i} was not built")))?,
+            StageRef::Image(name) => {
+                let id = self.b.store.resolve(name).map_err(|_| {
+                    BuildError::NotFound(format!(
+                        "pull access denied for {name}: berth builds use local images only; no such image: {name}"
+                    ))
+                })?;
+                let cfg = self.b.store.config(&id)?;
+                (Some(id), cfg)
+            }
+        };
+        match &image {
+            Some(id) => self.say(format!(" ---> {}\n", truncate_id(id.as_str()))),
+            None => self.say(" ---> \n"),
+        }
+        let c = config.config.get_or_insert_with(ContainerConfig::default);
+        let env = c.env.get_or_insert_with(Vec::new);
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(DEFAULT_PATH.into());
+        }
+        let pairs: Vec<(String, String)> = env
+            .iter()
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (e.clone(), String::new()),
+            })
+            .collect();
+        Ok(StageState {
+            image,
+            scope: self.global.for_stage(&pairs),
+            config,
+            cmd_set: false,
+        })
+    }
+
+    /// ONBUILD triggers of the base image run first, then are cleared (not inherited).
+    fn run_triggers(&mut self, state: &mut StageState) -> Result<()> {
+        let triggers = state
+            .config
+            .config
+            .as_mut()
+            .and_then(|c| c.on_build.take())
+            .unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let n = triggers.len();
+        self.say(format!(
+            "# Executing {n} build trigger{}\n",
+            if n == 1 { "" } else { "s" }
+        ));
+        for t in &triggers {
+            let df = Dockerfile::parse("ONBUILD", format!("FROM scratch\n{t}\n").as_bytes())
+                .map_err(|e| BuildError::Parse(e.docker_message()))?;
+            for step in &df.stages[0].steps {
+                self.dispatch(state, step)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, state: &mut StageState, step: &Step) -> Result<()> {
+        let inst = state
+            .scope
+            .step(&self.df.file, step)
+            .map_err(|e| BuildError::Parse(e.docker_message()))?;
+        let change = self.plan(state, step, inst)?;
+        self.commit_step(state, change)
+    }
+
+    /// The new config and work of one instruction.
+    fn plan(&mut self, state: &mut StageState, step: &Step, inst: Instruction) -> Result<Change> {
+        let mut c = state.container();
+        let nop = |text: &str| format!("{} #(nop)  {}", state.shell().join(" "), text.trim());
+        let mut change = Change {
+            container: c.clone(),
+            created_by: nop(&step.original),
+            cache_extra: String::new(),
+            work: Work::None,
+            author: None,
+        };
+        match inst {
+            Instruction::From(_) => {
+                return Err(BuildError::Invalid("FROM inside a stage".into()));
+            }
+            Instruction::Env(_) => {
+                c.env = Some(
+                    state
+                        .scope
+                        .env()
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect(),
+                );
+            }
+            Instruction::Label(kvs) => {
+                let labels = c.labels.get_or_insert_with(BTreeMap::new);
+                for kv in kvs {
+                    labels.insert(kv.key, kv.value);
+                }
+            }
+            Instruction::Maintainer(m) => change.author = Some(m),
+            Instruction::Expose(ports) => {
+                let map = c.exposed_ports.get_or_insert_with(BTreeMap::new);
+                for p in ports {
+                    for port in expand_port(&p)? {
+                        map.insert(port, serde_json::json!({}));
+                    }
+                }
+            }
+            Instruction::Volume(vols) => {
+                let map = c.volumes.get_or_insert_with(BTreeMap::new);
+                for v in vols {
+                    map.insert(v, serde_json::json!({}));
+                }
+            }
+            Instruction::User(u) => c.user = u,
+            Instruction::Workdir(w) => {
+                let dir = join_path(&c.working_dir, &w);
+                c.working_dir = dir.clone();
+                change.created_by = format!("{} #(nop) WORKDIR {dir}", state.shell().join(" "));
+                change.work = Work::Mkdir(dir);
+            }
+            Instruction::StopSignal(s) => c.stop_signal = s,
+            Instruction::Shell(s) => c.shell = Some(s),
+            Instruction::Arg(_) => {}
+            Instruction::Onbuild(o) => c.on_build.get_or_insert_with(Vec::new).push(o.expression),
+            Instruction::Healthcheck(h) => c.healthcheck = Some(healthcheck_json(&h)),
+            Instruction::Cmd(cmd) => {
+                c.cmd = Some(command(&cmd, &state.shell()));
+                state.cmd_set = true;
+            }
+            Instruction::Entrypoint(ep) => {
+                c.entrypoint = Some(command(&ep, &state.shell()));
+                if !state.cmd_set {
+                    c.cmd = None;
+                }
+            }
+            Instruction::Run(r) => {
+                let argv = run_argv(&r.script(), &state.shell());
+                let args: Vec<String> = state
+                    .scope
+                    .args()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let mut created_by = argv.join(" ");
+                if !args.is_empty() {
+                    created_by = format!("|{} {} {created_by}", args.len(), args.join(" "));
+                }
+                change.created_by = created_by;
+                let image = state.image.clone().ok_or_else(|| {
+                    BuildError::Invalid(
+                        "cannot RUN in an empty image (FROM scratch has no shell)".into(),
+                    )
+                })?;
+                change.work = Work::Run(RunSpec {
+                    image,
+                    cmd: argv,
+                    env: state
+                        .scope
+                        .run_env()
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect(),
+                    user: c.user.clone(),
+                    working_dir: c.working_dir.clone(),
+                    network_mode: self.opts.network_mode.clone(),
+                });
+            }
+            Instruction::Copy(cp) => self.plan_copy(state, &c, cp, false, &mut change)?,
+            Instruction::Add(cp) => self.plan_copy(state, &c, cp, true, &mut change)?,
+        }
+        change.container = c;
+        Ok(change)
+    }
+
+    fn plan_copy(
+        &mut self,
+        state: &StageState,
+        c: &ContainerConfig,
+        cp: Copy,
+        add: bool,
+        change: &mut Change,
+    ) -> Result<()> {
+        let cmd = if add { "ADD" } else { "COPY" };
+        if let Some(url) = cp.sources.iter().find(|s| s.contains("://")) {
+            return Err(BuildError::Invalid(format!(
+                "{cmd} failed: berth cannot fetch {url}: remote sources are not supported"
+            )));
+        }
+        let from = match &cp.from {
+            None => CopySource::Context,
+            Some(f) => CopySource::Image(self.source_image(f)?),
+        };
+        let wildcard = cp.sources.iter().any(|s| s.contains(['*', '?', '[']));
+        let count = cp.sources.len() + cp.inline.len();
+        let dest_is_dir = cp.dest.ends_with('/') || cp.dest.ends_with("/.");
+        if (count > 1 || wildcard) && !dest_is_dir && !(count == 1 && wildcard) {
+            return Err(BuildError::Invalid(format!(
+                "When using {cmd} with more than one source file, the destination must be a directory and end with a /"
+            )));
+        }
+        let dest = join_path(&c.working_dir, &cp.dest);
+        let dest = if dest_is_dir && !dest.ends_with('/') {
+            format!("{dest}/")
+        } else {
+            dest
+        };
+        let hash = match &from {
+            CopySource::Context => {
+                let mut all: Vec<Source> = Vec::new();
+                for s in &cp.sources {
+                    all.extend(self.ctx.sources(s).map_err(|e| copy_failed(cmd, e))?);
+                }
+                let sum = checksum(self.ctx, &all)?;
+                let kind = match all.as_slice() {
+                    [one] if !one.is_dir => "file",
+                    [_] => "dir",
+                    _ => "multi",
+                };
+                format!("{kind}:{sum}")
+            }
+            CopySource::Image(cfg) => {
+                let id = cfg
+                    .as_ref()
+                    .map(|c| key(&[&serde_json::to_string(c).unwrap_or_default()]));
+                format!("from:{}:{}", id.unwrap_or_default(), cp.sources.join("\0"))
+            }
+        };
+        let inline: Vec<(String, String)> = cp
+            .inline
+            .iter()
+            .map(|i| (i.name.clone(), i.heredoc.content.clone()))
+            .collect();
+        let inline_sum = key(&inline
+            .iter()
+            .flat_map(|(n, d)| [n.as_str(), d.as_str()])
+            .collect::<Vec<_>>());
+        change.created_by = format!("{} #(nop) {cmd} {hash} in {dest} ", state.shell().join(" "));
+        change.cache_extra = format!(
+            "{hash}|{inline_sum}|{:?}|{:?}|{}",
+            cp.chown, cp.chmod, cp.link
+        );
+        change.work = Work::Copy(Box::new(CopyWork {
+            from,
+            sources: cp.sources,
+            inline,
+            dest,
+            dest_is_dir: dest_is_dir || count > 1 || wildcard,
+            chown: cp.chown,
+            chmod: cp.chmod.as_deref().map(parse_chmod).transpose()?,
+            unpack: add && cp.unpack != Some(false),
+        }));
+        Ok(())
+    }
+
+    /// `--from=`: an earlier stage (by name or index) or a local image; `None` for an empty
+    /// file system.
+    fn source_image(&self, from: &str) -> Result<Option<Box<ImageConfig>>> {
+        let stage = match from.parse::<usize>() {
+            Ok(i) => Some(i),
+            Err(_) => self.df.stage_by_name(from).map(|s| s.index),
+        };
+        if let Some(i) = stage {
+            let (_, cfg) = self.results.get(i).cloned().flatten().ok_or_else(|| {
+                BuildError::Invalid(format!("invalid from flag value {from}: stage not built"))
+            })?;
+            return Ok(Some(Box::new(cfg)));
+        }
+        let id = self.b.store.resolve(from).map_err(|_| {
+            BuildError::NotFound(format!(
+                "invalid from flag value {from}: berth builds use local images only; no such image: {from}"
+            ))
+        })?;
+        Ok(Some(Box::new(self.b.store.config(&id)?)))
+    }
+
+    fn commit_step(&mut self, state: &mut StageState, change: Change) -> Result<()> {
+        let parent = state
+            .image
+            .as_ref()
+            .map_or("scratch", |i| i.as_str())
+            .to_owned();
+        let container_json = serde_json::to_string(&change.container).unwrap_or_default();
+        let author = change
+            .author
+            .clone()
+            .unwrap_or_else(|| state.config.author.clone());
+        let k = key(&[
+            &parent,
+            &change.created_by,
+            &container_json,
+            &change.cache_extra,
+            &author,
+        ]);
+        if !self.opts.no_cache
+            && let Some(id) = self.cache.get(&self.b.store, &k)
+        {
+            self.say(" ---> Using cache\n");
+            self.say(format!(" ---> {}\n", truncate_id(id.as_str())));
+            state.config = self.b.store.config(&id)?;
+            state.image = Some(id);
+            return Ok(());
+        }
+        let layer_path = self.b.tmp().join(format!("layer-{}.tar", random_hex()));
+        let result = self.make_layer(state, &change.work, &layer_path);
+        let outcome = result.and_then(|(layer, container)| {
+            self.commit_image(state, &change, author, layer, container)
+        });
+        let _ = std::fs::remove_file(&layer_path);
+        let id = outcome?;
+        self.cache.put(&k, &id)?;
+        self.say(format!(" ---> {}\n", truncate_id(id.as_str())));
+        state.config = self.b.store.config(&id)?;
+        state.image = Some(id);
+        Ok(())
+    }
+
+    fn commit_image(
+        &mut self,
+        state: &StageState,
+        change: &Change,
+        author: String,
+        layer: Option<std::fs::File>,
+        container: Option<String>,
+    ) -> Result<ImageId> {
+        let created = now_rfc3339();
+        let mut config = state.config.clone();
+        config.created = Some(created.clone());
+        config.author = author;
+        config.config = Some(change.container.clone());
+        config.container_config = None;
+        config.container = String::new();
+        config.history.push(History {
+            created: Some(created),
+            created_by: change.created_by.clone(),
+            author: config.author.clone(),
+            empty_layer: layer.is_none(),
+            ..History::default()
+        });
+        let mut layer = layer;
+        let diff = layer.as_mut().map(|f| f as &mut dyn std::io::Read);
+        let id = self
+            .b
+            .store
+            .commit(state.image.as_ref(), diff, config, &[])?;
+        if let Some(cid) = container
+            && self.opts.remove
+        {
+            self.backend.remove(&cid)?;
+            self.say(format!(
+                "Removing intermediate container {}\n",
+                truncate_id(&cid)
+            ));
+        }
+        Ok(id)
+    }
+
+    /// Does a step's file-system work; the layer tar (if anything changed) and the RUN
+    /// container to remove.
+    fn make_layer(
+        &mut self,
+        state: &StageState,
+        work: &Work,
+        out: &Path,
+    ) -> Result<(Option<std::fs::File>, Option<String>)> {
+        let top = top_layer(&state.config);
+        let tmp = self.b.tmp();
+        match work {
+            Work::None => Ok((None, None)),
+            Work::Mkdir(dir) => {
+                let ws = Workspace::writable(&self.b.store, top.as_ref(), &tmp)?;
+                mkdir_all(ws.root(), dir, &CopyAttrs::default())?;
+                Ok((ws.into_diff(out)?, None))
+            }
+            Work::Copy(cw) => {
+                let ws = Workspace::writable(&self.b.store, top.as_ref(), &tmp)?;
+                self.copy(ws.root(), cw)?;
+                Ok((ws.into_diff(out)?, None))
+            }
+            Work::Run(spec) => self.run_step(spec, out).map(|(l, c)| (l, Some(c))),
+        }
+    }
+
+    fn copy(&mut self, rootfs: &Path, cw: &CopyWork) -> Result<()> {
+        let (uid, gid) = match &cw.chown {
+            Some(spec) => parse_chown(rootfs, spec)?,
+            None => (0, 0),
+        };
+        let attrs = CopyAttrs {
+            uid,
+            gid,
+            chmod: cw.chmod,
+        };
+        let cmd = if cw.unpack { "ADD" } else { "COPY" };
+        if !cw.inline.is_empty() {
+            let dir = self.b.tmp().join(format!("inline-{}", random_hex()));
+            let res = self.copy_inline(rootfs, cw, &dir, attrs);
+            let _ = std::fs::remove_dir_all(&dir);
+            res?;
+        }
+        if cw.sources.is_empty() {
+            return Ok(());
+        }
+        match &cw.from {
+            CopySource::Context => self.copy_from(self.ctx, rootfs, cw, attrs, cmd),
+            CopySource::Image(cfg) => {
+                let top = cfg.as_deref().and_then(top_layer);
+                let view = Workspace::view(&self.b.store, top.as_ref(), &self.b.tmp())?;
+                let src = Context::image_root(view.root());
+                self.copy_from(&src, rootfs, cw, attrs, cmd)
+            }
+        }
+    }
+
+    fn copy_from(
+        &self,
+        src: &Context,
+        rootfs: &Path,
+        cw: &CopyWork,
+        attrs: CopyAttrs,
+        cmd: &str,
+    ) -> Result<()> {
+        let mut all = Vec::new();
+        for s in &cw.sources {
+            all.extend(src.sources(s).map_err(|e| copy_failed(cmd, e))?);
+        }
+        copy_into(
+            rootfs,
+            &CopyJob {
+                ctx: src,
+                sources: &all,
+                dest: &cw.dest,
+                dest_is_dir: cw.dest_is_dir,
+                attrs,
+                unpack: cw.unpack && matches!(cw.from, CopySource::Context),
+            },
+        )
+        .map_err(|e| copy_failed(cmd, e))
+    }
+
+    fn copy_inline(
+        &self,
+        rootfs: &Path,
+        cw: &CopyWork,
+        dir: &Path,
+        attrs: CopyAttrs,
+    ) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(BuildError::io("create", dir))?;
+        let mut sources = Vec::new();
+        for (name, data) in &cw.inline {
+            let clean = crate::context::clean_rel(name)
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+                .ok_or_else(|| {
+                    BuildError::Invalid(format!("invalid heredoc file name {name:?}"))
+                })?;
+            let path = dir.join(&clean);
+            std::fs::write(&path, data).map_err(BuildError::io("write", &path))?;
+            std::os::unix::fs::PermissionsExt::set_mode(
+                &mut std::fs::metadata(&path)
+                    .map_err(BuildError::io("stat", &path))?
+                    .permissions(),
+                0o644,
+            );
+            sources.push(Source {
+                rel: clean,
+                path,
+                is_dir: false,
+            });
+        }
+        let src = Context::image_root(dir);
+        copy_into(
+            rootfs,
+            &CopyJob {
+                ctx: &src,
+                sources: &sources,
+                dest: &cw.dest,
+                dest_is_dir: cw.dest_is_dir,
+                attrs,
+                unpack: false,
+            },
+        )
+    }
+
+    fn run_step(&mut self, spec: &RunSpec, out: &Path) -> Result<(Option<std::fs::File>, String)> {
+        let id = self.backend.create(spec)?;
+        self.say(format!(" ---> Running in {}\n", truncate_id(&id)));
+        let report = &mut *self.report;
+        let code = self.backend.run(&id, &mut |stream, data| {
+            let text = String::from_utf8_lossy(data).into_owned();
+            let text = match stream {
+                OutputStream::Stdout => text,
+                OutputStream::Stderr => format!("\u{1b}[91m{text}\u{1b}[0m"),
+            };
+            report(Progress::Stream(text));
+        });
+        let code = match code {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.backend.remove(&id);
+                return Err(e);
+            }
+        };
+        if code != 0 {
+            if self.opts.force_remove {
+                let _ = self.backend.remove(&id);
+            }
+            return Err(BuildError::RunFailed {
+                command: spec.cmd.join(" "),
+                code,
+            });
+        }
+        let upper = self.backend.changes(&id)?;
+        Ok((write_layer(&upper, out)?, id))
+    }
+
+    fn finish(&mut self, id: &ImageId) -> Result<()> {
+        let unused: Vec<&String> = self
+            .opts
+            .build_args
+            .keys()
+            .filter(|k| !self.declared.contains(*k) && !is_predefined_arg(k))
+            .collect();
+        if !unused.is_empty() {
+            let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+            self.say(format!(
+                "[Warning] One or more build-args [{}] were not consumed\n",
+                names.join(" ")
+            ));
+        }
+        (self.report)(Progress::Aux(id.clone()));
+        self.say(format!("Successfully built {}\n", truncate_id(id.as_str())));
+        for tag in &self.opts.tags {
+            let tag = tag.clone().with_default_tag();
+            self.b.store.tag(id.as_str(), &tag)?;
+            self.say(format!("Successfully tagged {}\n", tag.familiar_string()));
+        }
+        Ok(())
+    }
+}
+
+fn copy_failed(cmd: &str, e: BuildError) -> BuildError {
+    match e {
+        BuildError::Source(m) => BuildError::Source(format!("{cmd} failed: {m}")),
+        other => other,
+    }
+}
+
+fn from_text(stage: &berth_dockerfile::Stage) -> String {
+    let mut s = String::new();
+    if let Some(p) = &stage.from.platform {
+        s.push_str(&format!("--platform={p} "));
+    }
+    s.push_str(&stage.from.image);
+    if let Some(n) = &stage.name {
+        s.push_str(&format!(" AS {n}"));
+    }
+    s
+}
+
+fn scratch_config() -> ImageConfig {
+    ImageConfig {
+        architecture: berth_image::host_arch().to_owned(),
+        os: "linux".into(),
+        config: Some(ContainerConfig::default()),
+        ..ImageConfig::default()
+    }
+}
+
+/// The `LABEL` step Docker appends to the target stage for `--label`.
+fn label_step(labels: &BTreeMap<String, String>) -> Result<Step> {
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+        .collect();
+    let text = format!("FROM scratch\nLABEL {}\n", pairs.join(" "));
+    let df = Dockerfile::parse("labels", text.as_bytes())
+        .map_err(|e| BuildError::Invalid(format!("invalid --label: {}", e.message)))?;
+    df.stages[0]
+        .steps
+        .first()
+        .cloned()
+        .ok_or_else(|| BuildError::Invalid("invalid --label".into()))
+}
+
+/// CMD/ENTRYPOINT: exec form as is, shell form through the stage's SHELL.
+fn command(cmd: &CommandLine, shell: &[String]) -> Vec<String> {
+    match cmd {
+        CommandLine::Exec(v) => v.clone(),
+        CommandLine::Shell(s) => {
+            let mut v = shell.to_vec();
+            v.push(s.clone());
+            v
+        }
+    }
+}
+
+/// The argv of a RUN. A heredoc script with a shebang is written to a temporary file by a
+/// small shell wrapper and executed directly.
+fn run_argv(script: &RunScript, shell: &[String]) -> Vec<String> {
+    match script {
+        RunScript::Exec(v) => v.clone(),
+        RunScript::Shell(s) => command(&CommandLine::Shell(s.clone()), shell),
+        RunScript::File { data, .. } => vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "f=$(mktemp) && printf '%s' \"$1\" > \"$f\" && chmod +x \"$f\" && \"$f\"; r=$?; rm -f \"$f\"; exit $r".into(),
+            "sh".into(),
+            data.clone(),
+        ],
+    }
+}
+
+/// WORKDIR/COPY destination: absolute as is, relative joined to the current WORKDIR; the
+/// result cleaned, a trailing `/` kept.
+pub(crate) fn join_path(base: &str, p: &str) -> String {
+    let full = if p.starts_with('/') {
+        p.to_owned()
+    } else {
+        format!("{}/{p}", if base.is_empty() { "" } else { base })
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in full.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = format!("/{}", parts.join("/"));
+    if (p.ends_with('/') || p.ends_with("/.")) && out != "/" {
+        out.push('/');
+    }
+    out
+}
+
+/// `80` → `80/tcp`; `8000-8001/udp` → both ports.
+fn expand_port(p: &str) -> Result<Vec<String>> {
+    let (ports, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+    let bad = || BuildError::Invalid(format!("Invalid containerPort: {p}"));
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        ),
+        None => {
+            let n = ports.parse::<u16>().map_err(|_| bad())?;
+            (n, n)
+        }
+    };
+    if hi < lo || hi - lo > 1000 {
+        return Err(bad());
+    }
+    Ok((lo..=hi)
+        .map(|n| format!("{n}/{}", proto.to_lowercase()))
+        .collect())
+}
+
+fn healthcheck_json(h: &Healthcheck) -> serde_json::Value {
+    match h {
+        Healthcheck::None => serde_json::json!({ "Test": ["NONE"] }),
+        Healthcheck::Cmd {
+            test,
+            interval,
+            timeout,
+            start_period,
+            start_interval,
+            retries,
+        } => {
+            let mut m = serde_json::Map::new();
+            m.insert("Test".into(), serde_json::json!(test));
+            for (name, d) in [
+                ("Interval", interval),
+                ("Timeout", timeout),
+                ("StartPeriod", start_period),
+                ("StartInterval", start_interval),
+            ] {
+                if !d.is_zero() {
+                    m.insert(name.into(), serde_json::json!(d.as_nanos() as u64));
+                }
+            }
+            if *retries > 0 {
+                m.insert("Retries".into(), serde_json::json!(retries));
+            }
+            serde_json::Value::Object(m)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn paths_join_like_docker() {
+        assert_eq!(join_path("", "app"), "/app");
+        assert_eq!(join_path("/srv", "app/"), "/srv/app/");
+        assert_eq!(join_path("/srv", "/x/../y"), "/y");
+        assert_eq!(join_path("/srv", "."), "/srv");
+        assert_eq!(join_path("/srv", "./"), "/srv/");
+    }
+
+    #[test]
+    fn ports_expand() {
+        assert_eq!(expand_port("80").unwrap(), ["80/tcp"]);
+        assert_eq!(expand_port("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(expand_port("8000-8001").unwrap(), ["8000/tcp", "8001/tcp"]);
+        assert!(expand_port("x").is_err());
+    }
+}
