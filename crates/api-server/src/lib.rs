@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use berth_engine::{Containers, Events, Images, System};
+use berth_engine::{Build, Containers, Events, Images, System};
 use tokio::net::UnixListener;
 
 pub use body::JsonBody;
@@ -38,6 +38,8 @@ pub struct Backend {
     pub containers: Arc<Containers>,
     /// Images.
     pub images: Arc<Images>,
+    /// `docker build`.
+    pub build: Arc<Build>,
 }
 
 /// The routes with the shared middleware (version check, Docker's response headers), before

@@ -49,6 +49,9 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
         events.clone(),
     )
     .expect("containers");
+    let build =
+        berth_engine::Build::open(images.clone(), containers.clone(), &dir.path().join("data"))
+            .expect("build");
     let images = Arc::new(berth_engine::Images::new(
         images,
         events.clone(),
@@ -59,6 +62,7 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
         events,
         containers,
         images,
+        build,
     }
 }
 
