@@ -644,8 +644,10 @@ impl<'a> BuildRun<'a> {
         config.created = Some(created.clone());
         config.author = author;
         config.config = Some(change.container.clone());
+        // A child image starts its own comment and container fields (Docker's NewChildImage).
         config.container_config = None;
         config.container = String::new();
+        config.comment = String::new();
         config.history.push(History {
             created: Some(created),
             created_by: change.created_by.clone(),

@@ -361,3 +361,77 @@ fn failures_exit_with_docker_messages_and_tag_nothing() {
         );
     }
 }
+
+#[test]
+fn onbuild_healthcheck_and_clean_run_layers() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let base = "FROM busybox\nHEALTHCHECK --interval=30s --retries=2 CMD [\"true\"]\nONBUILD RUN echo triggered > /trigger.txt\nONBUILD COPY data.txt /data.txt\n";
+    let ctx = env.context("base", &[("Dockerfile", base)]);
+    env.ok(&["build", "-t", "base:1", &ctx.display().to_string()]);
+    let config = env.inspect("base:1")["Config"].clone();
+    assert_eq!(
+        config["Healthcheck"],
+        serde_json::json!({"Test": ["CMD", "true"], "Interval": 30_000_000_000u64, "Retries": 2})
+    );
+    assert_eq!(
+        config["OnBuild"],
+        serde_json::json!([
+            "RUN echo triggered > /trigger.txt",
+            "COPY data.txt /data.txt"
+        ])
+    );
+
+    let child = "FROM base:1\nRUN echo hi > /x\n";
+    let ctx = env.context("child", &[("Dockerfile", child), ("data.txt", "data\n")]);
+    let out = env.ok(&["build", "-t", "child:1", &ctx.display().to_string()]);
+    assert!(out.contains("# Executing 2 build triggers"), "{out}");
+    let run = env.ok(&[
+        "run",
+        "--rm",
+        "child:1",
+        "cat",
+        "/trigger.txt",
+        "/data.txt",
+        "/x",
+    ]);
+    assert_eq!(run, "triggered\ndata\nhi\n");
+    // Triggers are not inherited; the health check is.
+    let config = env.inspect("child:1")["Config"].clone();
+    assert!(
+        config["OnBuild"].is_null() || config["OnBuild"] == serde_json::json!([]),
+        "{config}"
+    );
+    assert_eq!(
+        config["Healthcheck"]["Test"],
+        serde_json::json!(["CMD", "true"])
+    );
+
+    // The last RUN's layer holds its file only: not the runtime's mount points
+    // (/etc/hosts, /etc/hostname, /etc/resolv.conf).
+    let saved = env.dir().join("child.tar");
+    env.ok(&["save", "-o", &saved.display().to_string(), "child:1"]);
+    let unpacked = env.dir().join("child-saved");
+    std::fs::create_dir_all(&unpacked).expect("mkdir");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&unpacked)
+        .arg("-xf")
+        .arg(&saved)
+        .output()
+        .expect("tar");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(unpacked.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    let layers = manifest[0]["Layers"].as_array().expect("layers");
+    let last = layers.last().and_then(|l| l.as_str()).expect("a layer");
+    let list = Command::new("tar")
+        .arg("-tf")
+        .arg(unpacked.join(last))
+        .output()
+        .expect("tar");
+    assert_eq!(text(&list.stdout), "x\n");
+}

@@ -102,6 +102,79 @@ impl Build {
     }
 }
 
+/// Files and directories the runtime creates in a container's root only to mount over them
+/// (Docker keeps these in a separate "init" layer); they are not the RUN step's changes.
+const MOUNT_POINTS: [&str; 9] = [
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    "dev/pts",
+    "dev/shm",
+    "dev/mqueue",
+    "dev",
+    "proc",
+    "sys",
+];
+
+/// Removes from `upper` the mount points the image did not have (empty files and empty
+/// directories absent from every lower layer), then `etc` if that left it an empty copy-up.
+fn drop_mount_points(upper: &std::path::Path, lowers: &[PathBuf]) {
+    let in_lower = |rel: &str| {
+        lowers
+            .iter()
+            .any(|l| l.join(rel).symlink_metadata().is_ok())
+    };
+    for rel in MOUNT_POINTS {
+        let path = upper.join(rel);
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        if in_lower(rel) {
+            continue;
+        }
+        if meta.is_file() && meta.len() == 0 {
+            let _ = std::fs::remove_file(&path);
+        } else if meta.is_dir() {
+            // Fails (and keeps it) unless empty.
+            let _ = std::fs::remove_dir(&path);
+        }
+    }
+    let etc = upper.join("etc");
+    let same_as_lower = lowers
+        .iter()
+        .find_map(|l| l.join("etc").metadata().ok())
+        .is_some_and(|l| {
+            use std::os::unix::fs::MetadataExt;
+            etc.metadata()
+                .is_ok_and(|u| u.mode() == l.mode() && u.uid() == l.uid() && u.gid() == l.gid())
+        });
+    let opaque = is_opaque(&etc);
+    if same_as_lower && !opaque {
+        let _ = std::fs::remove_dir(&etc);
+    }
+}
+
+/// Whether overlayfs marked `dir` opaque (it then hides the lower directory and must stay).
+fn is_opaque(dir: &std::path::Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return true;
+    };
+    let Ok(name) = std::ffi::CString::new(berth_snapshot::OVERLAY_OPAQUE_XATTR) else {
+        return true;
+    };
+    let mut buf = [0u8; 4];
+    // SAFETY: both strings are NUL-terminated and `buf` is valid for its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n > 0
+}
+
 /// RUN steps as containers of the containers service.
 struct EngineBackend {
     containers: Arc<Containers>,
@@ -174,10 +247,17 @@ impl Backend for EngineBackend {
 
     fn changes(&self, id: &str) -> berth_builder::Result<PathBuf> {
         // The containers service keys a container's snapshot by its id.
-        self.store
-            .snapshotter()
-            .fs_dir(id)
-            .map_err(|e| BuildError::Backend(format!("the changes of container {id}: {e}")))
+        let snaps = self.store.snapshotter();
+        let err = |e: berth_snapshot::SnapshotError| {
+            BuildError::Backend(format!("the changes of container {id}: {e}"))
+        };
+        let upper = snaps.fs_dir(id).map_err(err)?;
+        let lowers = match snaps.mounts(id).map_err(err)? {
+            berth_snapshot::Mount::Overlay { lowerdirs, .. } => lowerdirs,
+            berth_snapshot::Mount::Bind { .. } => Vec::new(),
+        };
+        drop_mount_points(&upper, &lowers);
+        Ok(upper)
     }
 
     fn remove(&self, id: &str) -> berth_builder::Result<()> {
