@@ -23,6 +23,19 @@ pub struct RunSpec {
     pub working_dir: String,
     /// The build's network mode (`default`, `host`, `none`).
     pub network_mode: String,
+    /// `RUN --mount=…`, resolved to host paths.
+    pub mounts: Vec<RunMount>,
+}
+
+/// One `RUN --mount`, as the container sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunMount {
+    /// A host directory or file bound in (`None`: an empty tmpfs).
+    pub source: Option<PathBuf>,
+    /// Where, in the container.
+    pub target: String,
+    /// Mounted read-only.
+    pub readonly: bool,
 }
 
 /// Output of a RUN step's process.
@@ -42,8 +55,9 @@ pub trait Backend: Send + Sync {
     /// and returns the exit code.
     fn run(&self, id: &str, output: &mut dyn FnMut(OutputStream, &[u8])) -> Result<i64>;
     /// The directory holding the container's file-system changes (its overlay upper
-    /// directory), read after it exited.
-    fn changes(&self, id: &str) -> Result<PathBuf>;
+    /// directory), read after it exited; mount points the image did not have (the
+    /// runtime's, and `mount_points`, the step's `--mount` targets) are removed from it.
+    fn changes(&self, id: &str, mount_points: &[String]) -> Result<PathBuf>;
     /// Removes the container and its file system.
     fn remove(&self, id: &str) -> Result<()>;
 }

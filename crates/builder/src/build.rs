@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_dockerfile::{
-    BuildArgs, CommandLine, Copy, Dockerfile, Healthcheck, Instruction, RunScript, Scope,
-    StageGraph, StageRef, Step, is_predefined_arg,
+    BuildArgs, CommandLine, Copy, Dockerfile, Healthcheck, Instruction, MountType, NetworkMode,
+    RunScript, Scope, StageGraph, StageRef, Step, is_predefined_arg,
 };
 use berth_image::{ContainerConfig, History, ImageConfig, ImageStore, now_rfc3339};
 use berth_reference::{ImageId, Reference, truncate_id};
 
-use crate::backend::{Backend, OutputStream, RunSpec};
+use crate::backend::{Backend, OutputStream, RunMount, RunSpec};
 use crate::cache::{Cache, key};
 use crate::context::{Context, Source, checksum};
 use crate::error::{BuildError, Result};
@@ -162,8 +162,8 @@ enum Work {
     None,
     /// COPY/ADD.
     Copy(Box<CopyWork>),
-    /// RUN.
-    Run(RunSpec),
+    /// RUN, with its `--mount`s still to resolve.
+    Run(RunSpec, Vec<PlannedMount>),
     /// WORKDIR: make the directory.
     Mkdir(String),
 }
@@ -178,6 +178,31 @@ struct CopyWork {
     chown: Option<String>,
     chmod: Option<u32>,
     unpack: bool,
+}
+
+/// A `RUN --mount`, checked and with its source located.
+enum PlannedMount {
+    /// `type=cache`: a directory under `<builder>/mounts/` that outlives builds.
+    Cache {
+        dir: PathBuf,
+        target: String,
+        readonly: bool,
+    },
+    /// `type=bind` from the context: a path inside it.
+    Context {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
+    /// `type=bind,from=stage|image`: a path inside that image, mounted for the step.
+    Image {
+        config: Option<Box<ImageConfig>>,
+        source: String,
+        target: String,
+        readonly: bool,
+    },
+    /// `type=tmpfs`.
+    Tmpfs { target: String },
 }
 
 enum CopySource {
@@ -207,6 +232,8 @@ struct BuildRun<'a> {
     total: usize,
     results: Vec<Option<(Option<ImageId>, ImageConfig)>>,
     declared: BTreeSet<String>,
+    /// `--build-arg SOURCE_DATE_EPOCH=…`: the time every new config and history entry gets.
+    epoch: Option<String>,
 }
 
 impl<'a> BuildRun<'a> {
@@ -246,6 +273,7 @@ impl<'a> BuildRun<'a> {
             graph,
             step_no: 0,
             total,
+            epoch: source_date_epoch(opts)?,
             results: vec![None; df.stages.len()],
         })
     }
@@ -468,19 +496,30 @@ impl<'a> BuildRun<'a> {
                         "cannot RUN in an empty image (FROM scratch has no shell)".into(),
                     )
                 })?;
-                change.work = Work::Run(RunSpec {
-                    image,
-                    cmd: argv,
-                    env: state
-                        .scope
-                        .run_env()
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect(),
-                    user: c.user.clone(),
-                    working_dir: c.working_dir.clone(),
-                    network_mode: self.opts.network_mode.clone(),
-                });
+                let network_mode = match r.network {
+                    Some(NetworkMode::None) => "none".to_owned(),
+                    Some(NetworkMode::Host) => "host".to_owned(),
+                    _ => self.opts.network_mode.clone(),
+                };
+                let (mounts, extra) = self.plan_mounts(&r.mounts, &c.working_dir)?;
+                change.cache_extra = extra;
+                change.work = Work::Run(
+                    RunSpec {
+                        image,
+                        cmd: argv,
+                        env: state
+                            .scope
+                            .run_env()
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect(),
+                        user: c.user.clone(),
+                        working_dir: c.working_dir.clone(),
+                        network_mode,
+                        mounts: Vec::new(),
+                    },
+                    mounts,
+                );
             }
             Instruction::Copy(cp) => self.plan_copy(state, &c, cp, false, &mut change)?,
             Instruction::Add(cp) => self.plan_copy(state, &c, cp, true, &mut change)?,
@@ -569,6 +608,98 @@ impl<'a> BuildRun<'a> {
         Ok(())
     }
 
+    /// Checks and locates `RUN --mount`s; returns them and their part of the step's cache
+    /// key (the content of bound sources; a cache mount's content is not part of it).
+    fn plan_mounts(
+        &self,
+        mounts: &[berth_dockerfile::Mount],
+        workdir: &str,
+    ) -> Result<(Vec<PlannedMount>, String)> {
+        let mut out = Vec::new();
+        let mut key_parts = Vec::new();
+        for m in mounts {
+            let target = m
+                .target
+                .as_deref()
+                .map(|t| join_path(workdir, t))
+                .ok_or_else(|| BuildError::Invalid("mount target is required".into()))?;
+            key_parts.push(format!("{}:{target}:{}", m.kind.as_str(), m.readonly));
+            match m.kind {
+                MountType::Cache => {
+                    let id = m.id.clone().unwrap_or_else(|| target.clone());
+                    let dir = self
+                        .b
+                        .root
+                        .join("mounts")
+                        .join(format!("cache-{}", key(&[&id])));
+                    if !dir.exists() {
+                        std::fs::create_dir_all(&dir).map_err(BuildError::io("create", &dir))?;
+                        let mode = m.mode.unwrap_or(0o755);
+                        std::fs::set_permissions(
+                            &dir,
+                            std::os::unix::fs::PermissionsExt::from_mode(mode),
+                        )
+                        .map_err(BuildError::io("chmod", &dir))?;
+                        std::os::unix::fs::chown(
+                            &dir,
+                            Some(m.uid.unwrap_or(0)),
+                            Some(m.gid.unwrap_or(0)),
+                        )
+                        .map_err(BuildError::io("chown", &dir))?;
+                    }
+                    out.push(PlannedMount::Cache {
+                        dir,
+                        target,
+                        readonly: m.readonly,
+                    });
+                }
+                MountType::Tmpfs => out.push(PlannedMount::Tmpfs { target }),
+                MountType::Bind => {
+                    let source = m.source.clone().unwrap_or_else(|| "/".into());
+                    match &m.from {
+                        None => {
+                            let found = self
+                                .ctx
+                                .sources(&source)
+                                .map_err(|e| copy_failed("mount", e))?;
+                            key_parts.push(checksum(self.ctx, &found)?);
+                            let path =
+                                found.into_iter().next().map(|s| s.path).ok_or_else(|| {
+                                    BuildError::Source(format!("mount source {source} not found"))
+                                })?;
+                            out.push(PlannedMount::Context {
+                                source: path,
+                                target,
+                                // The context is shared with later steps: never written.
+                                readonly: true,
+                            });
+                        }
+                        Some(from) => {
+                            let config = self.source_image(from)?;
+                            let id = config
+                                .as_ref()
+                                .map(|c| key(&[&serde_json::to_string(c).unwrap_or_default()]));
+                            key_parts.push(format!("{}:{source}", id.unwrap_or_default()));
+                            out.push(PlannedMount::Image {
+                                config,
+                                source,
+                                target,
+                                readonly: true,
+                            });
+                        }
+                    }
+                }
+                MountType::Secret | MountType::Ssh => {
+                    return Err(BuildError::Invalid(format!(
+                        "RUN --mount=type={} is not supported by berth yet",
+                        m.kind.as_str()
+                    )));
+                }
+            }
+        }
+        Ok((out, key_parts.join("|")))
+    }
+
     /// `--from=`: an earlier stage (by name or index) or a local image; `None` for an empty
     /// file system.
     fn source_image(&self, from: &str) -> Result<Option<Box<ImageConfig>>> {
@@ -601,12 +732,14 @@ impl<'a> BuildRun<'a> {
             .author
             .clone()
             .unwrap_or_else(|| state.config.author.clone());
+        let epoch = self.epoch.clone().unwrap_or_default();
         let k = key(&[
             &parent,
             &change.created_by,
             &container_json,
             &change.cache_extra,
             &author,
+            &epoch,
         ]);
         if !self.opts.no_cache
             && let Some(id) = self.cache.get(&self.b.store, &k)
@@ -639,7 +772,7 @@ impl<'a> BuildRun<'a> {
         layer: Option<std::fs::File>,
         container: Option<String>,
     ) -> Result<ImageId> {
-        let created = now_rfc3339();
+        let created = self.epoch.clone().unwrap_or_else(now_rfc3339);
         let mut config = state.config.clone();
         config.created = Some(created.clone());
         config.author = author;
@@ -695,7 +828,15 @@ impl<'a> BuildRun<'a> {
                 self.copy(ws.root(), cw)?;
                 Ok((ws.into_diff(out)?, None))
             }
-            Work::Run(spec) => self.run_step(spec, out).map(|(l, c)| (l, Some(c))),
+            Work::Run(spec, mounts) => {
+                // Views of `from=` images stay mounted until the step is done.
+                let mut views = Vec::new();
+                let mut spec = spec.clone();
+                for m in mounts {
+                    spec.mounts.push(resolve_mount(self.b, m, &mut views)?);
+                }
+                self.run_step(&spec, out).map(|(l, c)| (l, Some(c)))
+            }
         }
     }
 
@@ -827,7 +968,8 @@ impl<'a> BuildRun<'a> {
                 code,
             });
         }
-        let upper = self.backend.changes(&id)?;
+        let targets: Vec<String> = spec.mounts.iter().map(|m| m.target.clone()).collect();
+        let upper = self.backend.changes(&id, &targets)?;
         Ok((write_layer(&upper, out)?, id))
     }
 
@@ -854,6 +996,75 @@ impl<'a> BuildRun<'a> {
         }
         Ok(())
     }
+}
+
+/// A planned `RUN --mount` as the container gets it; views of images are pushed to
+/// `views`, which the caller keeps until the step is done.
+fn resolve_mount<'w>(
+    b: &'w Builder,
+    m: &PlannedMount,
+    views: &mut Vec<Workspace<'w>>,
+) -> Result<RunMount> {
+    Ok(match m {
+        PlannedMount::Cache {
+            dir,
+            target,
+            readonly,
+        } => RunMount {
+            source: Some(dir.clone()),
+            target: target.clone(),
+            readonly: *readonly,
+        },
+        PlannedMount::Context {
+            source,
+            target,
+            readonly,
+        } => RunMount {
+            source: Some(source.clone()),
+            target: target.clone(),
+            readonly: *readonly,
+        },
+        PlannedMount::Tmpfs { target } => RunMount {
+            source: None,
+            target: target.clone(),
+            readonly: false,
+        },
+        PlannedMount::Image {
+            config,
+            source,
+            target,
+            readonly,
+        } => {
+            let top = config.as_deref().and_then(top_layer);
+            let view = Workspace::view(&b.store, top.as_ref(), &b.tmp())?;
+            let src = Context::image_root(view.root());
+            let path = src
+                .sources(source)
+                .map_err(|e| copy_failed("mount", e))?
+                .into_iter()
+                .next()
+                .map(|s| s.path)
+                .ok_or_else(|| BuildError::Source(format!("mount source {source} not found")))?;
+            views.push(view);
+            RunMount {
+                source: Some(path),
+                target: target.clone(),
+                readonly: *readonly,
+            }
+        }
+    })
+}
+
+/// `SOURCE_DATE_EPOCH` (seconds since the epoch) as RFC 3339, for reproducible images.
+fn source_date_epoch(opts: &BuildOptions) -> Result<Option<String>> {
+    let Some(Some(v)) = opts.build_args.get("SOURCE_DATE_EPOCH") else {
+        return Ok(None);
+    };
+    let secs: i64 = v
+        .trim()
+        .parse()
+        .map_err(|_| BuildError::Invalid(format!("invalid SOURCE_DATE_EPOCH: {v}")))?;
+    Ok(Some(berth_image::format_rfc3339(secs, 0)))
 }
 
 fn copy_failed(cmd: &str, e: BuildError) -> BuildError {

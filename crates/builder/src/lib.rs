@@ -21,7 +21,7 @@ mod fsops;
 mod scope_path;
 mod workspace;
 
-pub use backend::{Backend, OutputStream, RunSpec};
+pub use backend::{Backend, OutputStream, RunMount, RunSpec};
 pub use build::{BuildOptions, Builder, Progress};
 pub use context::{Context, ContextLimits};
 pub use error::{BuildError, Result};

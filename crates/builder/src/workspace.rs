@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use berth_image::{ImageConfig, ImageStore, chain_ids};
 use berth_reference::Digest;
+use berth_snapshot::Mount;
 
 use crate::error::{BuildError, Result};
 
@@ -53,12 +54,22 @@ impl<'a> Workspace<'a> {
         let key = format!("{KEY_PREFIX}{}", random_hex());
         let snaps = store.snapshotter();
         let parent = top.map(Digest::as_str);
-        let mount = if rw {
+        let mut mount = if rw {
             snaps.prepare(&key, parent)
         } else {
             snaps.view(&key, parent)
         }
         .map_err(|e| BuildError::Backend(format!("prepare a build snapshot: {e}")))?;
+        if let Mount::Overlay {
+            extra,
+            upperdir: Some(_),
+            ..
+        } = &mut mount
+        {
+            // Unmounting an overlay syncs its upper file system (a second per 50 MB here);
+            // a step's snapshot is scratch space that a crash discards anyway.
+            extra.push("volatile".to_owned());
+        }
         let mut ws = Workspace {
             store,
             mountpoint: tmp.join(format!("mnt-{key}")),

@@ -26,7 +26,7 @@ impl Backend for NoRun {
     fn run(&self, _: &str, _: &mut dyn FnMut(OutputStream, &[u8])) -> berth_builder::Result<i64> {
         Err(BuildError::Backend("unused".into()))
     }
-    fn changes(&self, _: &str) -> berth_builder::Result<PathBuf> {
+    fn changes(&self, _: &str, _: &[String]) -> berth_builder::Result<PathBuf> {
         Err(BuildError::Backend("unused".into()))
     }
     fn remove(&self, _: &str) -> berth_builder::Result<()> {

@@ -435,3 +435,54 @@ fn onbuild_healthcheck_and_clean_run_layers() {
         .expect("tar");
     assert_eq!(text(&list.stdout), "x\n");
 }
+
+#[test]
+fn run_mounts_and_source_date_epoch() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let dockerfile = r#"FROM busybox AS tools
+RUN mkdir /tools && echo tool-data > /tools/t.txt
+FROM busybox
+RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /count
+RUN --mount=type=bind,source=input.txt,target=/in.txt cat /in.txt > /copied
+RUN --mount=type=bind,from=tools,source=/tools,target=/mnt/t cat /mnt/t/t.txt > /from-stage
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /tmpfs-listing
+"#;
+    let ctx = env.context(
+        "mounts",
+        &[("Dockerfile", dockerfile), ("input.txt", "input\n")],
+    );
+    let ctx = ctx.display().to_string();
+    env.ok(&["build", "--no-cache", "-t", "mounts:1", &ctx]);
+    // The cache mount outlives the build: the second (uncached) build sees the first's file.
+    let out = env.ok(&[
+        "build",
+        "--no-cache",
+        "-t",
+        "mounts:2",
+        "--build-arg",
+        "SOURCE_DATE_EPOCH=1700000000",
+        &ctx,
+    ]);
+    assert!(out.contains("Successfully tagged mounts:2"), "{out}");
+    let run = env.ok(&[
+        "run",
+        "--rm",
+        "mounts:2",
+        "cat",
+        "/count",
+        "/copied",
+        "/from-stage",
+        "/tmpfs-listing",
+    ]);
+    assert_eq!(run, "2\ninput\ntool-data\nx\n");
+    // Mount targets are not part of the image.
+    let ls = env.ok(&["run", "--rm", "mounts:2", "ls", "/"]);
+    for absent in ["cache", "in.txt", "scratch", "mnt"] {
+        assert!(!ls.contains(absent), "{absent} left in the image:\n{ls}");
+    }
+    let image = env.inspect("mounts:2");
+    assert_eq!(image["Created"], "2023-11-14T22:13:20Z");
+}

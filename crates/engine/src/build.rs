@@ -16,7 +16,7 @@ use berth_errdefs::{CategorizedError, Category};
 use berth_image::ImageStore;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::containers::{Config, Containers, HostConfig, LogOptions, WaitCondition};
+use crate::containers::{Config, Containers, HostConfig, LogOptions, MountConfig, WaitCondition};
 use crate::images::BoxRead;
 
 /// The build service.
@@ -118,13 +118,26 @@ const MOUNT_POINTS: [&str; 9] = [
 
 /// Removes from `upper` the mount points the image did not have (empty files and empty
 /// directories absent from every lower layer), then `etc` if that left it an empty copy-up.
-fn drop_mount_points(upper: &std::path::Path, lowers: &[PathBuf]) {
+fn drop_mount_points(upper: &std::path::Path, lowers: &[PathBuf], extra: &[String]) {
     let in_lower = |rel: &str| {
         lowers
             .iter()
             .any(|l| l.join(rel).symlink_metadata().is_ok())
     };
-    for rel in MOUNT_POINTS {
+    // Deepest first, so the parents the runtime made for a target are empty in their turn.
+    let mut all: Vec<String> = extra
+        .iter()
+        .flat_map(|t| {
+            let parts: Vec<&str> = t.split('/').collect();
+            (1..=parts.len())
+                .map(|n| parts[..n].join("/"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    all.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    all.extend(MOUNT_POINTS.iter().map(|s| (*s).to_owned()));
+    for rel in &all {
+        let rel = rel.as_str();
         let path = upper.join(rel);
         let Ok(meta) = path.symlink_metadata() else {
             continue;
@@ -200,8 +213,24 @@ impl Backend for EngineBackend {
             attach_stderr: true,
             ..Config::default()
         };
+        let mounts = spec
+            .mounts
+            .iter()
+            .map(|m| MountConfig {
+                kind: if m.source.is_some() { "bind" } else { "tmpfs" }.to_owned(),
+                source: m
+                    .source
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                target: m.target.clone(),
+                read_only: m.readonly,
+                ..MountConfig::default()
+            })
+            .collect();
         let host = HostConfig {
             network_mode: spec.network_mode.clone(),
+            mounts: Some(mounts),
             ..HostConfig::default()
         };
         let created = self
@@ -245,7 +274,7 @@ impl Backend for EngineBackend {
         })
     }
 
-    fn changes(&self, id: &str) -> berth_builder::Result<PathBuf> {
+    fn changes(&self, id: &str, mount_points: &[String]) -> berth_builder::Result<PathBuf> {
         // The containers service keys a container's snapshot by its id.
         let snaps = self.store.snapshotter();
         let err = |e: berth_snapshot::SnapshotError| {
@@ -256,7 +285,12 @@ impl Backend for EngineBackend {
             berth_snapshot::Mount::Overlay { lowerdirs, .. } => lowerdirs,
             berth_snapshot::Mount::Bind { .. } => Vec::new(),
         };
-        drop_mount_points(&upper, &lowers);
+        let extra: Vec<String> = mount_points
+            .iter()
+            .map(|t| t.trim_start_matches('/').to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        drop_mount_points(&upper, &lowers, &extra);
         Ok(upper)
     }
 
