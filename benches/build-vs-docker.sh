@@ -18,6 +18,11 @@ command -v dockerd >/dev/null || { echo "needs dockerd (apt-get install docker.i
 
 work=$(mktemp -d /tmp/berth-build-bench.XXXXXX)
 cleanup() {
+  for engine in berth docker; do
+    export DOCKER_HOST="unix://$work/$engine.sock"
+    ids=$(docker ps -aq 2>/dev/null || true)
+    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
+  done
   for pidfile in "$work/berth.pid" "$work/docker.pid"; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
@@ -45,8 +50,12 @@ done
 
 # busybox from Debian's busybox-static, imported into both engines.
 mkdir -p "$work/rootfs"/{bin,proc,sys,dev,tmp,etc}
+chmod 1777 "$work/rootfs/tmp"
 cp /bin/busybox "$work/rootfs/bin/"
 for a in sh echo true cat; do ln -s busybox "$work/rootfs/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \
+  > "$work/rootfs/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$work/rootfs/etc/group"
 tar -C "$work/rootfs" -cf "$work/busybox.tar" .
 head -c $((50 << 20)) /dev/urandom > "$work/big.bin"
 

@@ -413,14 +413,14 @@ impl<'a> BuildRun<'a> {
     /// The new config and work of one instruction.
     fn plan(&mut self, state: &mut StageState, step: &Step, inst: Instruction) -> Result<Change> {
         let mut c = state.container();
-        let nop = |text: &str| format!("{} #(nop)  {}", state.shell().join(" "), text.trim());
         let mut change = Change {
             container: c.clone(),
-            created_by: nop(&step.original),
+            created_by: String::new(),
             cache_extra: String::new(),
             work: Work::None,
             author: None,
         };
+        let expanded = inst.clone();
         match inst {
             Instruction::From(_) => {
                 return Err(BuildError::Invalid("FROM inside a stage".into()));
@@ -524,6 +524,17 @@ impl<'a> BuildRun<'a> {
             Instruction::Copy(cp) => self.plan_copy(state, &c, cp, false, &mut change)?,
             Instruction::Add(cp) => self.plan_copy(state, &c, cp, true, &mut change)?,
         }
+        if change.created_by.is_empty() {
+            // Docker prefixes config steps with the shell in force after the step.
+            let shell = c
+                .shell
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+            let text =
+                history_text(&expanded, &c).unwrap_or_else(|| step.original.trim().to_owned());
+            change.created_by = format!("{} #(nop)  {text}", shell.join(" "));
+        }
         change.container = c;
         Ok(change)
     }
@@ -561,24 +572,13 @@ impl<'a> BuildRun<'a> {
             dest
         };
         let hash = match &from {
-            CopySource::Context => {
-                let mut all: Vec<Source> = Vec::new();
-                for s in &cp.sources {
-                    all.extend(self.ctx.sources(s).map_err(|e| copy_failed(cmd, e))?);
-                }
-                let sum = checksum(self.ctx, &all)?;
-                let kind = match all.as_slice() {
-                    [one] if !one.is_dir => "file",
-                    [_] => "dir",
-                    _ => "multi",
-                };
-                format!("{kind}:{sum}")
-            }
+            CopySource::Context => sources_checksum(self.ctx, &cp.sources, cmd)?,
             CopySource::Image(cfg) => {
-                let id = cfg
-                    .as_ref()
-                    .map(|c| key(&[&serde_json::to_string(c).unwrap_or_default()]));
-                format!("from:{}:{}", id.unwrap_or_default(), cp.sources.join("\0"))
+                // Content, not the image id: Docker's history names the files' checksum, and
+                // an unchanged file from a rebuilt stage keeps the cache.
+                let top = cfg.as_deref().and_then(top_layer);
+                let view = Workspace::view(&self.b.store, top.as_ref(), &self.b.tmp())?;
+                sources_checksum(&Context::image_root(view.root()), &cp.sources, cmd)?
             }
         };
         let inline: Vec<(String, String)> = cp
@@ -590,7 +590,16 @@ impl<'a> BuildRun<'a> {
             .iter()
             .flat_map(|(n, d)| [n.as_str(), d.as_str()])
             .collect::<Vec<_>>());
-        change.created_by = format!("{} #(nop) {cmd} {hash} in {dest} ", state.shell().join(" "));
+        // Docker writes `--chown=` with no space before the checksum; kept for fidelity.
+        let chown = cp
+            .chown
+            .as_deref()
+            .map(|c| format!("--chown={c}"))
+            .unwrap_or_default();
+        change.created_by = format!(
+            "{} #(nop) {cmd} {chown}{hash} in {dest} ",
+            state.shell().join(" ")
+        );
         change.cache_extra = format!(
             "{hash}|{inline_sum}|{:?}|{:?}|{}",
             cp.chown, cp.chmod, cp.link
@@ -1055,6 +1064,123 @@ fn resolve_mount<'w>(
     })
 }
 
+/// The history text Docker's classic builder records for a config step (Go's `%q`/`%v`
+/// renderings of the values it applied); `None` to use the instruction as written.
+fn history_text(inst: &Instruction, c: &ContainerConfig) -> Option<String> {
+    let kv = |pairs: &[berth_dockerfile::KeyValue]| {
+        pairs
+            .iter()
+            .map(|p| format!("{}={}", p.key, p.value))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Some(match inst {
+        Instruction::Env(p) => format!("ENV {}", kv(p)),
+        Instruction::Label(p) => format!("LABEL {}", kv(p)),
+        Instruction::Expose(ports) => {
+            let mut ports = ports.clone();
+            ports.sort();
+            format!("EXPOSE {}", ports.join(" "))
+        }
+        Instruction::Volume(v) => format!("VOLUME [{}]", v.join(" ")),
+        Instruction::Shell(v) => format!("SHELL [{}]", v.join(" ")),
+        Instruction::User(u) => format!("USER {u}"),
+        Instruction::StopSignal(s) => format!("STOPSIGNAL {s}"),
+        Instruction::Cmd(_) => format!(
+            "CMD {}",
+            go_quote_list(c.cmd.as_deref().unwrap_or_default())
+        ),
+        Instruction::Entrypoint(_) => format!(
+            "ENTRYPOINT {}",
+            go_quote_list(c.entrypoint.as_deref().unwrap_or_default())
+        ),
+        Instruction::Healthcheck(h) => format!("HEALTHCHECK {}", go_healthcheck(h)),
+        _ => return None,
+    })
+}
+
+/// Go's `%q` of a `[]string`: `["a" "b"]`.
+fn go_quote_list(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| go_quote(s)).collect();
+    format!("[{}]", items.join(" "))
+}
+
+/// Go's `%q` of a string (`strconv.Quote`).
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `time.Duration.String()` for the whole-millisecond values HEALTHCHECK accepts.
+fn go_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let (sec, frac) = (rest / 1000, rest % 1000);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if frac == 0 {
+        out.push_str(&format!("{sec}s"));
+    } else {
+        let f = format!("{frac:03}");
+        out.push_str(&format!("{sec}.{}s", f.trim_end_matches('0')));
+    }
+    out
+}
+
+/// Docker 20.10 records `HEALTHCHECK %q` of its config struct: `&{["CMD" "x"] "30s" "3s"
+/// "0s" '\x02'}` (Test, Interval, Timeout, StartPeriod, and Retries printed as a rune).
+fn go_healthcheck(h: &Healthcheck) -> String {
+    let zero = std::time::Duration::ZERO;
+    let (test, interval, timeout, start, retries) = match h {
+        Healthcheck::None => (vec!["NONE".to_owned()], zero, zero, zero, 0),
+        Healthcheck::Cmd {
+            test,
+            interval,
+            timeout,
+            start_period,
+            retries,
+            ..
+        } => (test.clone(), *interval, *timeout, *start_period, *retries),
+    };
+    let rune = match char::from_u32(retries) {
+        Some('\'') => "'\\''".to_owned(),
+        Some('\\') => "'\\\\'".to_owned(),
+        Some(c) if (0x20..0x7f).contains(&retries) => format!("'{c}'"),
+        _ if retries < 0x80 => format!("'\\x{retries:02x}'"),
+        _ => format!("'\\u{retries:04x}'"),
+    };
+    format!(
+        "&{{{} {} {} {} {rune}}}",
+        go_quote_list(&test),
+        go_quote(&go_duration(interval)),
+        go_quote(&go_duration(timeout)),
+        go_quote(&go_duration(start))
+    )
+}
+
 /// `SOURCE_DATE_EPOCH` (seconds since the epoch) as RFC 3339, for reproducible images.
 fn source_date_epoch(opts: &BuildOptions) -> Result<Option<String>> {
     let Some(Some(v)) = opts.build_args.get("SOURCE_DATE_EPOCH") else {
@@ -1065,6 +1191,25 @@ fn source_date_epoch(opts: &BuildOptions) -> Result<Option<String>> {
         .parse()
         .map_err(|_| BuildError::Invalid(format!("invalid SOURCE_DATE_EPOCH: {v}")))?;
     Ok(Some(berth_image::format_rfc3339(secs, 0)))
+}
+
+/// `file:<sum>` (one file), `dir:<sum>` (one directory) or `multi:<sum>`: the sources'
+/// content and metadata checksum, as COPY's history text and cache key.
+fn sources_checksum(ctx: &Context, sources: &[String], cmd: &str) -> Result<String> {
+    if sources.is_empty() {
+        return Ok("inline".into());
+    }
+    let mut all: Vec<Source> = Vec::new();
+    for s in sources {
+        all.extend(ctx.sources(s).map_err(|e| copy_failed(cmd, e))?);
+    }
+    let sum = checksum(ctx, &all)?;
+    let kind = match all.as_slice() {
+        [one] if !one.is_dir => "file",
+        [_] => "dir",
+        _ => "multi",
+    };
+    Ok(format!("{kind}:{sum}"))
 }
 
 fn copy_failed(cmd: &str, e: BuildError) -> BuildError {
@@ -1230,6 +1375,24 @@ mod tests {
         assert_eq!(join_path("/srv", "/x/../y"), "/y");
         assert_eq!(join_path("/srv", "."), "/srv");
         assert_eq!(join_path("/srv", "./"), "/srv/");
+    }
+
+    #[test]
+    fn history_text_renders_like_docker_20_10() {
+        let h = Healthcheck::Cmd {
+            test: vec!["CMD".into(), "/bin/true".into()],
+            interval: std::time::Duration::from_secs(30),
+            timeout: std::time::Duration::from_millis(1500),
+            start_period: std::time::Duration::from_secs(90),
+            start_interval: std::time::Duration::ZERO,
+            retries: 2,
+        };
+        assert_eq!(
+            go_healthcheck(&h),
+            r#"&{["CMD" "/bin/true"] "30s" "1.5s" "1m30s" '\x02'}"#
+        );
+        assert_eq!(go_quote("a\"b\n"), r#""a\"b\n""#);
+        assert_eq!(go_duration(std::time::Duration::from_secs(7200)), "2h0m0s");
     }
 
     #[test]
