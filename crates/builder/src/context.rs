@@ -282,12 +282,22 @@ fn unpack(input: &mut dyn Read, dir: &Path, limits: ContextLimits) -> Result<()>
         .fill_buf()
         .map_err(|e| BuildError::Context(format!("read the build context: {e}")))?
         .starts_with(&[0x1f, 0x8b]);
-    let reader: Box<dyn Read + '_> = if gzip {
+    let mut reader: Box<dyn Read + '_> = if gzip {
         Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
     } else {
         Box::new(buffered)
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut head = Vec::with_capacity(512);
+    (&mut reader)
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(|e| BuildError::Context(format!("read the build context: {e}")))?;
+    let is_tar = head.len() == 512 && (&head[257..262] == b"ustar" || head.iter().all(|b| *b == 0));
+    if !is_tar {
+        // `docker build - < Dockerfile`: the body is the Dockerfile itself, no context.
+        return write_dockerfile(&head, &mut reader, dir);
+    }
+    let mut archive = tar::Archive::new(std::io::Cursor::new(head).chain(reader));
     archive.set_preserve_permissions(true);
     archive.set_preserve_mtime(true);
     archive.set_overwrite(true);
@@ -317,6 +327,21 @@ fn unpack(input: &mut dyn Read, dir: &Path, limits: ContextLimits) -> Result<()>
         entry.unpack_in(dir).map_err(bad)?;
     }
     Ok(())
+}
+
+fn write_dockerfile(head: &[u8], rest: &mut dyn Read, dir: &Path) -> Result<()> {
+    let max = berth_dockerfile::limits::MAX_DOCKERFILE_BYTES as u64;
+    let mut data = head.to_vec();
+    rest.take(max + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| BuildError::Context(format!("read the Dockerfile: {e}")))?;
+    if data.len() as u64 > max {
+        return Err(BuildError::Context(format!(
+            "the build context is neither a tar archive nor a Dockerfile of at most {max} bytes"
+        )));
+    }
+    let path = dir.join("Dockerfile");
+    fs::write(&path, data).map_err(BuildError::io("write", &path))
 }
 
 fn check_entry_path(p: &Path) -> Result<()> {

@@ -469,6 +469,16 @@ fn context_tars_are_checked() {
     let e = Context::from_tar(&mut &big[..], &dir.path().join("c3"), limits).unwrap_err();
     assert!(e.to_string().contains("larger than the limit"), "{e}");
 
+    // Not a tar: the body is the Dockerfile (`docker build - < Dockerfile`).
+    let plain = b"FROM scratch\nCOPY x /\n";
+    let ctx = Context::from_tar(
+        &mut &plain[..],
+        &dir.path().join("c5"),
+        ContextLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(ctx.root().join("Dockerfile")).unwrap(), plain);
+
     let truncated = &ok[..700];
     assert!(
         Context::from_tar(

@@ -231,6 +231,7 @@ impl Backend for EngineBackend {
         let host = HostConfig {
             network_mode: spec.network_mode.clone(),
             mounts: Some(mounts),
+            volatile_rootfs: true,
             ..HostConfig::default()
         };
         let created = self

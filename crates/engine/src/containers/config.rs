@@ -186,6 +186,11 @@ pub struct HostConfig {
     pub blkio_weight: u16,
     /// `-p` (kept for inspect; ports are the network layer's).
     pub port_bindings: Option<BTreeMap<String, serde_json::Value>>,
+    /// Mount the root file system as a `volatile` overlay (no syncs, so removing it does
+    /// not flush the whole disk): build steps' containers, scratch space a crash discards.
+    /// Set by the engine only, never read from a client or the record.
+    #[serde(skip)]
+    pub volatile_rootfs: bool,
 }
 
 /// `State`.
