@@ -119,7 +119,7 @@ impl Builder {
         backend: &dyn Backend,
         ctx: &Context,
         opts: &BuildOptions,
-        report: &mut dyn FnMut(Progress),
+        report: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<ImageId> {
         let name = opts.dockerfile.trim_start_matches("./").to_owned();
         let src = ctx.read_file(&name, MAX_DOCKERFILE)?;
@@ -225,7 +225,7 @@ struct BuildRun<'a> {
     opts: &'a BuildOptions,
     df: &'a Dockerfile,
     cache: &'a Cache,
-    report: &'a mut dyn FnMut(Progress),
+    report: &'a mut (dyn FnMut(Progress) + Send),
     global: Scope,
     graph: StageGraph,
     step_no: usize,
@@ -236,6 +236,45 @@ struct BuildRun<'a> {
     epoch: Option<String>,
 }
 
+/// A [`BuildRun`] without its output sink, to start a stage on another thread.
+struct Shared<'a> {
+    b: &'a Builder,
+    backend: &'a dyn Backend,
+    ctx: &'a Context,
+    opts: &'a BuildOptions,
+    df: &'a Dockerfile,
+    cache: &'a Cache,
+    global: Scope,
+    graph: StageGraph,
+    total: usize,
+    results: Vec<Option<(Option<ImageId>, ImageConfig)>>,
+    epoch: Option<String>,
+}
+
+impl<'a> Shared<'a> {
+    fn with<'s>(self, report: &'s mut (dyn FnMut(Progress) + Send), step_no: usize) -> BuildRun<'s>
+    where
+        'a: 's,
+    {
+        BuildRun {
+            b: self.b,
+            backend: self.backend,
+            ctx: self.ctx,
+            opts: self.opts,
+            df: self.df,
+            cache: self.cache,
+            report,
+            global: self.global,
+            graph: self.graph,
+            step_no,
+            total: self.total,
+            results: self.results,
+            declared: BTreeSet::new(),
+            epoch: self.epoch,
+        }
+    }
+}
+
 impl<'a> BuildRun<'a> {
     fn new(
         b: &'a Builder,
@@ -244,7 +283,7 @@ impl<'a> BuildRun<'a> {
         opts: &'a BuildOptions,
         df: &'a Dockerfile,
         cache: &'a Cache,
-        report: &'a mut dyn FnMut(Progress),
+        report: &'a mut (dyn FnMut(Progress) + Send),
     ) -> Result<Self> {
         let args = BuildArgs {
             values: opts
@@ -293,6 +332,10 @@ impl<'a> BuildRun<'a> {
         self.say(line);
     }
 
+    /// Builds the stages the target needs (BuildKit's rule: unused stages are skipped), wave
+    /// by wave; the stages of one wave do not depend on each other and run in parallel. Step
+    /// numbers follow file order, and a parallel stage's output is shown after the wave's
+    /// first stage, so the stream reads like a sequential build.
     fn build_all(&mut self) -> Result<ImageId> {
         for step in &self.df.meta_args {
             self.header(&step.original);
@@ -304,15 +347,93 @@ impl<'a> BuildRun<'a> {
                 BuildError::Invalid(format!("failed to reach build target {}", e.message))
             })?
             .index;
-        for index in 0..=target {
-            let result = self.build_stage(index, index == target)?;
-            self.results[index] = Some(result);
+        let waves = self.graph.waves(target);
+        let needed: BTreeSet<usize> = waves.iter().flatten().copied().collect();
+        let mut starts = BTreeMap::new();
+        let mut next = self.step_no;
+        for stage in self.df.stages.iter().filter(|s| needed.contains(&s.index)) {
+            starts.insert(stage.index, next);
+            next += 1 + stage.steps.len();
+        }
+        self.total = next + usize::from(!self.opts.labels.is_empty());
+        for wave in waves {
+            self.build_wave(&wave, &starts, target)?;
         }
         match &self.results[target] {
             Some((Some(id), _)) => Ok(id.clone()),
             _ => Err(BuildError::Invalid(
                 "No image was generated. Is your Dockerfile empty?".into(),
             )),
+        }
+    }
+
+    fn build_wave(
+        &mut self,
+        wave: &[usize],
+        starts: &BTreeMap<usize, usize>,
+        target: usize,
+    ) -> Result<()> {
+        let Some((&first, rest)) = wave.split_first() else {
+            return Ok(());
+        };
+        let outcomes = std::thread::scope(|scope| {
+            let others: Vec<_> = rest
+                .iter()
+                .map(|&i| {
+                    let (tx, rx) = std::sync::mpsc::channel::<Progress>();
+                    let shared = self.shared();
+                    let start = starts.get(&i).copied().unwrap_or_default();
+                    let handle = scope.spawn(move || {
+                        let mut sink = move |p: Progress| {
+                            let _ = tx.send(p);
+                        };
+                        let mut child = shared.with(&mut sink, start);
+                        let r = child.build_stage(i, i == target);
+                        (r, child.declared)
+                    });
+                    (i, handle, rx)
+                })
+                .collect();
+            self.step_no = starts.get(&first).copied().unwrap_or_default();
+            let r = self.build_stage(first, first == target);
+            let mut outcomes = vec![(first, r, Vec::new())];
+            for (i, handle, rx) in others {
+                let joined = handle.join();
+                let output: Vec<Progress> = rx.try_iter().collect();
+                let (r, declared) = joined.unwrap_or_else(|_| {
+                    (
+                        Err(BuildError::Backend(format!("stage {i} panicked"))),
+                        BTreeSet::new(),
+                    )
+                });
+                self.declared.extend(declared);
+                outcomes.push((i, r, output));
+            }
+            outcomes
+        });
+        for (i, r, output) in outcomes {
+            for p in output {
+                (self.report)(p);
+            }
+            self.results[i] = Some(r?);
+        }
+        Ok(())
+    }
+
+    /// What a parallel stage needs from this run (everything but the output sink).
+    fn shared(&self) -> Shared<'a> {
+        Shared {
+            b: self.b,
+            backend: self.backend,
+            ctx: self.ctx,
+            opts: self.opts,
+            df: self.df,
+            cache: self.cache,
+            global: self.global.clone(),
+            graph: self.graph.clone(),
+            total: self.total,
+            results: self.results.clone(),
+            epoch: self.epoch.clone(),
         }
     }
 

@@ -269,12 +269,12 @@ COPY input.txt /
     let cfg = env.store.config(&build_id).unwrap();
     assert_eq!(cfg.config.unwrap().labels.unwrap()["version"], "1.2");
 
-    // The unused stage's missing file would fail it: the full build skips nothing before
-    // the target, so give it the file.
+    // The unused stage is skipped (its missing file would fail it); the `build` stage's
+    // first two steps come from the --target build's cache.
     let mut files2 = files.to_vec();
-    files2.push(("nope", "n"));
-    // The `build` stage's first two steps come from the --target build's cache.
     let (id, out) = env.build(&files2, &BuildOptions::default());
+    assert!(!out.contains("COPY nope"), "{out}");
+    assert!(out.contains("Step 9/9 : COPY input.txt /"), "{out}");
     assert_eq!(out.matches("Using cache").count(), 2, "{out}");
     env.with_rootfs(&id, |r| {
         assert_eq!(read(r, "bin/main.txt"), "main");
@@ -289,14 +289,14 @@ COPY input.txt /
     // Nothing changed: every step from the cache, same image.
     let (again, out) = env.build(&files2, &BuildOptions::default());
     assert_eq!(again, id);
-    assert_eq!(out.matches("Using cache").count(), 7, "{out}");
+    assert_eq!(out.matches("Using cache").count(), 6, "{out}");
 
     // Only the last source changed: every step before it is cached.
     files2.retain(|(n, _)| *n != "input.txt");
     files2.push(("input.txt", "two"));
     let (changed, out) = env.build(&files2, &BuildOptions::default());
     assert_ne!(changed, id);
-    assert_eq!(out.matches("Using cache").count(), 6, "{out}");
+    assert_eq!(out.matches("Using cache").count(), 5, "{out}");
     env.with_rootfs(&changed, |r| assert_eq!(read(r, "input.txt"), "two"));
 
     // --no-cache rebuilds everything.
@@ -306,6 +306,40 @@ COPY input.txt /
     };
     let (_, out) = env.build(&files2, &nc);
     assert!(!out.contains("Using cache"), "{out}");
+}
+
+#[test]
+fn independent_stages_build_in_parallel_and_report_in_order() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let dockerfile = "FROM scratch AS a\nCOPY a.txt /\nFROM scratch AS b\nCOPY b.txt /\nFROM scratch AS c\nCOPY c.txt /\nFROM scratch\nCOPY --from=a /a.txt /\nCOPY --from=b /b.txt /\nCOPY --from=c /c.txt /\n";
+    let files = [
+        ("Dockerfile", dockerfile),
+        ("a.txt", "a"),
+        ("b.txt", "b"),
+        ("c.txt", "c"),
+    ];
+    let (id, out) = env.build(&files, &BuildOptions::default());
+    let steps: Vec<usize> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Step "))
+        .filter_map(|l| l.split('/').next()?.parse().ok())
+        .collect();
+    assert_eq!(steps, (1..=10).collect::<Vec<_>>(), "{out}");
+    env.with_rootfs(&id, |r| {
+        assert_eq!(read(r, "a.txt"), "a");
+        assert_eq!(read(r, "b.txt"), "b");
+        assert_eq!(read(r, "c.txt"), "c");
+    });
+    // A failing stage of a parallel wave fails the build with its own error.
+    let files = [("Dockerfile", dockerfile), ("a.txt", "a"), ("c.txt", "c")];
+    let ctx = env.context(&files);
+    let (r, _) = env.build_dir(&ctx, &BuildOptions::default());
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("stat b.txt: file does not exist"), "{e}");
 }
 
 #[test]

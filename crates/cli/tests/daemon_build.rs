@@ -486,3 +486,32 @@ RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /tmpfs-
     let image = env.inspect("mounts:2");
     assert_eq!(image["Created"], "2023-11-14T22:13:20Z");
 }
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    // Each stage waits (bounded) for the other's mark in a shared cache mount: a sequential
+    // build would fail the first stage after 10 s; only concurrent stages both succeed.
+    let wait_for = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,id=rendezvous,target=/sync touch /sync/{me} && i=0 && while [ ! -e /sync/{other} ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done && test -e /sync/{other} && echo {me} > /{me}.txt"
+        )
+    };
+    let dockerfile = format!(
+        "FROM busybox AS a\n{}\nFROM busybox AS b\n{}\nFROM busybox\nCOPY --from=a /a.txt /\nCOPY --from=b /b.txt /\nCMD [\"cat\", \"/a.txt\", \"/b.txt\"]\n",
+        wait_for("a", "b"),
+        wait_for("b", "a")
+    );
+    let ctx = env.context("parallel", &[("Dockerfile", &dockerfile)]);
+    let out = env.ok(&["build", "-t", "parallel:1", &ctx.display().to_string()]);
+    let steps: Vec<usize> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Step "))
+        .filter_map(|l| l.split('/').next()?.parse().ok())
+        .collect();
+    assert_eq!(steps, (1..=8).collect::<Vec<_>>(), "{out}");
+    assert_eq!(env.ok(&["run", "--rm", "parallel:1"]), "a\nb\n");
+}
