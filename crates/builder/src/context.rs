@@ -303,8 +303,24 @@ fn unpack(input: &mut dyn Read, dir: &Path, limits: ContextLimits) -> Result<()>
     archive.set_overwrite(true);
     let (mut bytes, mut count) = (0u64, 0u64);
     let bad = |e: std::io::Error| BuildError::Context(format!("invalid build context tar: {e}"));
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
+    let mut entries = archive.entries().map_err(bad)?;
+    let mut after_complete_entry = false;
+    loop {
+        let mut entry = match entries.next() {
+            None => break,
+            Some(Ok(e)) => e,
+            // The docker CLI's stream for a Dockerfile outside the context (Go's
+            // ReplaceFileTarWrapper) ends right after the last entry's data, with neither
+            // its padding nor the end-of-archive blocks. Docker accepts that; so do we, but
+            // only once the previous entry was read whole.
+            Some(Err(e))
+                if after_complete_entry && e.to_string() == "unexpected EOF during skip" =>
+            {
+                break;
+            }
+            Some(Err(e)) => return Err(bad(e)),
+        };
+        after_complete_entry = false;
         count += 1;
         bytes = bytes.saturating_add(entry.size());
         if count > limits.max_entries || bytes > limits.max_bytes {
@@ -325,6 +341,7 @@ fn unpack(input: &mut dyn Read, dir: &Path, limits: ContextLimits) -> Result<()>
             continue;
         }
         entry.unpack_in(dir).map_err(bad)?;
+        after_complete_entry = true;
     }
     Ok(())
 }

@@ -513,7 +513,9 @@ fn context_tars_are_checked() {
     .unwrap();
     assert_eq!(std::fs::read(ctx.root().join("Dockerfile")).unwrap(), plain);
 
-    let truncated = &ok[..700];
+    // Cut inside a file's data: an error, not a short file.
+    let long = tar_with(&[("Dockerfile", b"FROM scratch\n"), ("big", &[7u8; 4096])]);
+    let truncated = &long[..1024 + 512 + 1000];
     assert!(
         Context::from_tar(
             &mut &truncated[..],
@@ -521,5 +523,19 @@ fn context_tars_are_checked() {
             ContextLimits::default()
         )
         .is_err()
+    );
+    // Cut right after the last entry's data (no padding, no end blocks), as the docker CLI
+    // sends a context whose Dockerfile lives outside it: accepted whole.
+    let cli = tar_with(&[("a.txt", b"a"), (".dockerignore", b"x\n")]);
+    let cut = &cli[..512 + 512 + 512 + 2];
+    let ctx = Context::from_tar(
+        &mut &cut[..],
+        &dir.path().join("c6"),
+        ContextLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(ctx.root().join(".dockerignore")).unwrap(),
+        b"x\n"
     );
 }

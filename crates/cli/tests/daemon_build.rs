@@ -515,3 +515,61 @@ fn independent_stages_run_at_the_same_time() {
     assert_eq!(steps, (1..=8).collect::<Vec<_>>(), "{out}");
     assert_eq!(env.ok(&["run", "--rm", "parallel:1"]), "a\nb\n");
 }
+
+#[test]
+fn dockerfile_outside_the_context_stdin_and_iidfile() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = env.context("outside-ctx", &[("a.txt", "from the context\n")]);
+    let df = env.context(
+        "outside-df",
+        &[(
+            "Custom.df",
+            "FROM busybox\nCOPY a.txt /\nCMD [\"cat\", \"/a.txt\"]\n",
+        )],
+    );
+    let iid = env.dir().join("iid");
+    env.ok(&[
+        "build",
+        "-f",
+        &df.join("Custom.df").display().to_string(),
+        "--iidfile",
+        &iid.display().to_string(),
+        "-t",
+        "outside:1",
+        &ctx.display().to_string(),
+    ]);
+    assert_eq!(env.ok(&["run", "--rm", "outside:1"]), "from the context\n");
+    let id = std::fs::read_to_string(&iid).expect("iidfile");
+    assert_eq!(id, env.inspect("outside:1")["Id"].as_str().expect("Id"));
+
+    // `docker build - < Dockerfile`: no context at all.
+    let mut child = Command::new("docker")
+        .args(["build", "-t", "stdin:1", "-"])
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", env.daemon.socket.display()),
+        )
+        .env("DOCKER_CONFIG", env.dir().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"FROM busybox\nRUN echo from-stdin > /s.txt\n")
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("docker build -");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        env.ok(&["run", "--rm", "stdin:1", "cat", "/s.txt"]),
+        "from-stdin\n"
+    );
+}
