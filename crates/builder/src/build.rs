@@ -1121,7 +1121,10 @@ impl<'a> BuildRun<'a> {
         self.say(format!("Successfully built {}\n", truncate_id(id.as_str())));
         for tag in &self.opts.tags {
             let tag = tag.clone().with_default_tag();
-            self.b.store.tag(id.as_str(), &tag)?;
+            // A rebuild that changed nothing leaves the tag as it is (no record rewrite).
+            if self.b.store.resolve(&tag.to_string()).ok().as_ref() != Some(id) {
+                self.b.store.tag(id.as_str(), &tag)?;
+            }
             self.say(format!("Successfully tagged {}\n", tag.familiar_string()));
         }
         Ok(())

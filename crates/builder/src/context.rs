@@ -5,9 +5,12 @@
 //! are refused at unpack time, and COPY sources resolve with [`Escape::Forbid`], so a symlink
 //! leading out of the context is an error rather than a read of the host's files.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use berth_dockerfile::IgnoreMatcher;
 use sha2::{Digest as _, Sha256};
@@ -43,6 +46,9 @@ pub struct Context {
     /// How links that leave the root are treated: an error in a build context, clamped to
     /// the root in an image's file system (`COPY --from`).
     escape: Escape,
+    /// sha256 of each regular file unpacked from an uploaded tar, by relative path, taken
+    /// while it streamed in (so a cached rebuild does not read the context twice).
+    digests: HashMap<String, [u8; 32]>,
 }
 
 impl Drop for Context {
@@ -86,6 +92,7 @@ impl Context {
             ignore,
             owned: false,
             escape: Escape::Forbid,
+            digests: HashMap::new(),
         })
     }
 
@@ -97,6 +104,7 @@ impl Context {
             ignore: IgnoreMatcher::default(),
             owned: false,
             escape: Escape::Clamp,
+            digests: HashMap::new(),
         }
     }
 
@@ -109,8 +117,9 @@ impl Context {
             ignore: IgnoreMatcher::default(),
             owned: true,
             escape: Escape::Forbid,
+            digests: HashMap::new(),
         };
-        unpack(input, dir, limits)?;
+        ctx.digests = unpack(input, dir, limits)?;
         ctx.root = fs::canonicalize(dir).map_err(BuildError::io("open context", dir))?;
         ctx.ignore = read_ignore(&ctx.root)?;
         Ok(ctx)
@@ -276,7 +285,27 @@ fn read_ignore(root: &Path) -> Result<IgnoreMatcher> {
     }
 }
 
-fn unpack(input: &mut dyn Read, dir: &Path, limits: ContextLimits) -> Result<()> {
+/// A reader that hashes what passes through it while armed (one tar entry's data).
+struct HashTee<R> {
+    inner: R,
+    armed: Rc<RefCell<Option<Sha256>>>,
+}
+
+impl<R: Read> Read for HashTee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = self.armed.borrow_mut().as_mut() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+fn unpack(
+    input: &mut dyn Read,
+    dir: &Path,
+    limits: ContextLimits,
+) -> Result<HashMap<String, [u8; 32]>> {
     let mut buffered = BufReader::with_capacity(1 << 16, input);
     let gzip = buffered
         .fill_buf()
@@ -295,9 +324,15 @@ fn unpack(input: &mut dyn Read, dir: &Path, limits: ContextLimits) -> Result<()>
     let is_tar = head.len() == 512 && (&head[257..262] == b"ustar" || head.iter().all(|b| *b == 0));
     if !is_tar {
         // `docker build - < Dockerfile`: the body is the Dockerfile itself, no context.
-        return write_dockerfile(&head, &mut reader, dir);
+        write_dockerfile(&head, &mut reader, dir)?;
+        return Ok(HashMap::new());
     }
-    let mut archive = tar::Archive::new(std::io::Cursor::new(head).chain(reader));
+    let armed = Rc::new(RefCell::new(None));
+    let mut digests = HashMap::new();
+    let mut archive = tar::Archive::new(HashTee {
+        inner: std::io::Cursor::new(head).chain(reader),
+        armed: armed.clone(),
+    });
     archive.set_preserve_permissions(true);
     archive.set_preserve_mtime(true);
     archive.set_overwrite(true);
@@ -340,10 +375,25 @@ fn unpack(input: &mut dyn Read, dir: &Path, limits: ContextLimits) -> Result<()>
             // Devices and fifos cannot be COPY sources anyway.
             continue;
         }
-        entry.unpack_in(dir).map_err(bad)?;
+        let rel = clean_rel(&path.to_string_lossy()).unwrap_or_default();
+        let regular = kind.is_file();
+        if regular {
+            *armed.borrow_mut() = Some(Sha256::new());
+        }
+        // tar hands a regular entry's data to the file in one pass, exactly its bytes.
+        let written = entry.unpack_in(dir).map_err(bad)?;
+        let hashed = armed.borrow_mut().take();
+        match hashed {
+            Some(h) if regular && written => {
+                digests.insert(rel, h.finalize().into());
+            }
+            _ => {
+                digests.remove(&rel);
+            }
+        }
         after_complete_entry = true;
     }
-    Ok(())
+    Ok(digests)
 }
 
 fn write_dockerfile(head: &[u8], rest: &mut dyn Read, dir: &Path) -> Result<()> {
@@ -387,7 +437,7 @@ pub(crate) fn checksum(ctx: &Context, sources: &[Source]) -> Result<String> {
 fn hash_tree(ctx: &Context, path: &Path, rel: &str, h: &mut Sha256) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(path).map_err(BuildError::io("stat", path))?;
-    hash_one(path, &meta, h)?;
+    hash_one(ctx, path, rel, &meta, h)?;
     if !meta.is_dir() {
         return Ok(());
     }
@@ -401,29 +451,44 @@ fn hash_tree(ctx: &Context, path: &Path, rel: &str, h: &mut Sha256) -> Result<()
         if m.is_dir() {
             hash_tree(ctx, &child, &child_rel, h)?;
         } else {
-            hash_one(&child, &m, h)?;
+            hash_one(ctx, &child, &child_rel, &m, h)?;
         }
     }
     h.update(format!("end {}", meta.mode()).as_bytes());
     Ok(())
 }
 
-fn hash_one(path: &Path, meta: &fs::Metadata, h: &mut Sha256) -> Result<()> {
+fn hash_one(
+    ctx: &Context,
+    path: &Path,
+    rel: &str,
+    meta: &fs::Metadata,
+    h: &mut Sha256,
+) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     h.update(format!("{:o} {} ", meta.mode(), meta.len()).as_bytes());
     if meta.file_type().is_symlink() {
         let t = fs::read_link(path).map_err(BuildError::io("readlink", path))?;
         h.update(t.as_os_str().as_encoded_bytes());
     } else if meta.is_file() {
-        let mut f = fs::File::open(path).map_err(BuildError::io("open", path))?;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = f.read(&mut buf).map_err(BuildError::io("read", path))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
+        match ctx.digests.get(rel) {
+            Some(d) => h.update(d),
+            None => h.update(file_digest(path)?),
         }
     }
     Ok(())
+}
+
+fn file_digest(path: &Path) -> Result<[u8; 32]> {
+    let mut f = fs::File::open(path).map_err(BuildError::io("open", path))?;
+    let mut d = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(BuildError::io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        d.update(&buf[..n]);
+    }
+    Ok(d.finalize().into())
 }

@@ -343,6 +343,43 @@ fn independent_stages_build_in_parallel_and_report_in_order() {
 }
 
 #[test]
+fn a_tar_context_and_the_same_directory_share_cache_keys() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let files = [
+        ("Dockerfile", "FROM scratch\nCOPY . /ctx/\nCOPY big.bin /\n"),
+        ("big.bin", "0123456789abcdef"),
+        ("sub/x.txt", "x"),
+    ];
+    let dir = env.context(&files);
+    let (from_dir, _) = env.build_dir(&dir, &BuildOptions::default());
+    let from_dir = from_dir.unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_dir_all(".", &dir).unwrap();
+    let bytes = tar.into_inner().unwrap();
+    let ctx = Context::from_tar(
+        &mut &bytes[..],
+        &env.dir.path().join("tarctx"),
+        ContextLimits::default(),
+    )
+    .unwrap();
+    let mut out = String::new();
+    let from_tar = env
+        .builder
+        .build(&NoRun, &ctx, &BuildOptions::default(), &mut |p| {
+            if let Progress::Stream(s) = p {
+                out.push_str(&s)
+            }
+        })
+        .unwrap();
+    assert_eq!(out.matches("Using cache").count(), 2, "{out}");
+    assert_eq!(from_tar, from_dir);
+}
+
+#[test]
 fn add_unpacks_local_archives() {
     if !root() {
         eprintln!("skipped: needs root");
