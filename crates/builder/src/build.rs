@@ -80,12 +80,6 @@ pub struct Builder {
     root: PathBuf,
 }
 
-impl std::fmt::Debug for Cache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Cache")
-    }
-}
-
 impl Builder {
     /// Opens the builder's directory `root` and removes what a crashed build left.
     pub fn open(store: Arc<ImageStore>, root: &Path) -> Result<Builder> {
