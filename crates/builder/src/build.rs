@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_dockerfile::{
-    BuildArgs, CommandLine, Copy, Dockerfile, Healthcheck, Instruction, MountType, NetworkMode,
-    RunScript, Scope, StageGraph, StageRef, Step, is_predefined_arg,
+    BuildArgs, Copy, Dockerfile, Instruction, MountType, NetworkMode, Scope, StageGraph, StageRef,
+    Step, is_predefined_arg,
 };
 use berth_image::{ContainerConfig, History, ImageConfig, ImageStore, now_rfc3339};
 use berth_reference::{ImageId, Reference, truncate_id};
@@ -18,6 +18,8 @@ use crate::cache::{Cache, key};
 use crate::context::{Context, Source, checksum};
 use crate::error::{BuildError, Result};
 use crate::fsops::{CopyAttrs, CopyJob, copy_into, mkdir_all, parse_chmod, parse_chown};
+use crate::history::history_text;
+use crate::values::{command, expand_port, healthcheck_json, join_path, run_argv};
 use crate::workspace::{Workspace, clean_leftovers, random_hex, top_layer, write_layer};
 
 /// Docker's default PATH, given to a stage that has none.
@@ -1182,123 +1184,6 @@ fn resolve_mount<'w>(
     })
 }
 
-/// The history text Docker's classic builder records for a config step (Go's `%q`/`%v`
-/// renderings of the values it applied); `None` to use the instruction as written.
-fn history_text(inst: &Instruction, c: &ContainerConfig) -> Option<String> {
-    let kv = |pairs: &[berth_dockerfile::KeyValue]| {
-        pairs
-            .iter()
-            .map(|p| format!("{}={}", p.key, p.value))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    Some(match inst {
-        Instruction::Env(p) => format!("ENV {}", kv(p)),
-        Instruction::Label(p) => format!("LABEL {}", kv(p)),
-        Instruction::Expose(ports) => {
-            let mut ports = ports.clone();
-            ports.sort();
-            format!("EXPOSE {}", ports.join(" "))
-        }
-        Instruction::Volume(v) => format!("VOLUME [{}]", v.join(" ")),
-        Instruction::Shell(v) => format!("SHELL [{}]", v.join(" ")),
-        Instruction::User(u) => format!("USER {u}"),
-        Instruction::StopSignal(s) => format!("STOPSIGNAL {s}"),
-        Instruction::Cmd(_) => format!(
-            "CMD {}",
-            go_quote_list(c.cmd.as_deref().unwrap_or_default())
-        ),
-        Instruction::Entrypoint(_) => format!(
-            "ENTRYPOINT {}",
-            go_quote_list(c.entrypoint.as_deref().unwrap_or_default())
-        ),
-        Instruction::Healthcheck(h) => format!("HEALTHCHECK {}", go_healthcheck(h)),
-        _ => return None,
-    })
-}
-
-/// Go's `%q` of a `[]string`: `["a" "b"]`.
-fn go_quote_list(v: &[String]) -> String {
-    let items: Vec<String> = v.iter().map(|s| go_quote(s)).collect();
-    format!("[{}]", items.join(" "))
-}
-
-/// Go's `%q` of a string (`strconv.Quote`).
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Go's `time.Duration.String()` for the whole-millisecond values HEALTHCHECK accepts.
-fn go_duration(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        return "0s".into();
-    }
-    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
-    let (m, rest) = (rest / 60_000, rest % 60_000);
-    let (sec, frac) = (rest / 1000, rest % 1000);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if h > 0 || m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if frac == 0 {
-        out.push_str(&format!("{sec}s"));
-    } else {
-        let f = format!("{frac:03}");
-        out.push_str(&format!("{sec}.{}s", f.trim_end_matches('0')));
-    }
-    out
-}
-
-/// Docker 20.10 records `HEALTHCHECK %q` of its config struct: `&{["CMD" "x"] "30s" "3s"
-/// "0s" '\x02'}` (Test, Interval, Timeout, StartPeriod, and Retries printed as a rune).
-fn go_healthcheck(h: &Healthcheck) -> String {
-    let zero = std::time::Duration::ZERO;
-    let (test, interval, timeout, start, retries) = match h {
-        Healthcheck::None => (vec!["NONE".to_owned()], zero, zero, zero, 0),
-        Healthcheck::Cmd {
-            test,
-            interval,
-            timeout,
-            start_period,
-            retries,
-            ..
-        } => (test.clone(), *interval, *timeout, *start_period, *retries),
-    };
-    let rune = match char::from_u32(retries) {
-        Some('\'') => "'\\''".to_owned(),
-        Some('\\') => "'\\\\'".to_owned(),
-        Some(c) if (0x20..0x7f).contains(&retries) => format!("'{c}'"),
-        _ if retries < 0x80 => format!("'\\x{retries:02x}'"),
-        _ => format!("'\\u{retries:04x}'"),
-    };
-    format!(
-        "&{{{} {} {} {} {rune}}}",
-        go_quote_list(&test),
-        go_quote(&go_duration(interval)),
-        go_quote(&go_duration(timeout)),
-        go_quote(&go_duration(start))
-    )
-}
-
 /// `SOURCE_DATE_EPOCH` (seconds since the epoch) as RFC 3339, for reproducible images.
 fn source_date_epoch(opts: &BuildOptions) -> Result<Option<String>> {
     let Some(Some(v)) = opts.build_args.get("SOURCE_DATE_EPOCH") else {
@@ -1373,151 +1258,4 @@ fn label_step(labels: &BTreeMap<String, String>) -> Result<Step> {
         .first()
         .cloned()
         .ok_or_else(|| BuildError::Invalid("invalid --label".into()))
-}
-
-/// CMD/ENTRYPOINT: exec form as is, shell form through the stage's SHELL.
-fn command(cmd: &CommandLine, shell: &[String]) -> Vec<String> {
-    match cmd {
-        CommandLine::Exec(v) => v.clone(),
-        CommandLine::Shell(s) => {
-            let mut v = shell.to_vec();
-            v.push(s.clone());
-            v
-        }
-    }
-}
-
-/// The argv of a RUN. A heredoc script with a shebang is written to a temporary file by a
-/// small shell wrapper and executed directly.
-fn run_argv(script: &RunScript, shell: &[String]) -> Vec<String> {
-    match script {
-        RunScript::Exec(v) => v.clone(),
-        RunScript::Shell(s) => command(&CommandLine::Shell(s.clone()), shell),
-        RunScript::File { data, .. } => vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            "f=$(mktemp) && printf '%s' \"$1\" > \"$f\" && chmod +x \"$f\" && \"$f\"; r=$?; rm -f \"$f\"; exit $r".into(),
-            "sh".into(),
-            data.clone(),
-        ],
-    }
-}
-
-/// WORKDIR/COPY destination: absolute as is, relative joined to the current WORKDIR; the
-/// result cleaned, a trailing `/` kept.
-pub(crate) fn join_path(base: &str, p: &str) -> String {
-    let full = if p.starts_with('/') {
-        p.to_owned()
-    } else {
-        format!("{}/{p}", if base.is_empty() { "" } else { base })
-    };
-    let mut parts: Vec<&str> = Vec::new();
-    for c in full.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    let mut out = format!("/{}", parts.join("/"));
-    if (p.ends_with('/') || p.ends_with("/.")) && out != "/" {
-        out.push('/');
-    }
-    out
-}
-
-/// `80` → `80/tcp`; `8000-8001/udp` → both ports.
-fn expand_port(p: &str) -> Result<Vec<String>> {
-    let (ports, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-    let bad = || BuildError::Invalid(format!("Invalid containerPort: {p}"));
-    let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (
-            a.parse::<u16>().map_err(|_| bad())?,
-            b.parse::<u16>().map_err(|_| bad())?,
-        ),
-        None => {
-            let n = ports.parse::<u16>().map_err(|_| bad())?;
-            (n, n)
-        }
-    };
-    if hi < lo || hi - lo > 1000 {
-        return Err(bad());
-    }
-    Ok((lo..=hi)
-        .map(|n| format!("{n}/{}", proto.to_lowercase()))
-        .collect())
-}
-
-fn healthcheck_json(h: &Healthcheck) -> serde_json::Value {
-    match h {
-        Healthcheck::None => serde_json::json!({ "Test": ["NONE"] }),
-        Healthcheck::Cmd {
-            test,
-            interval,
-            timeout,
-            start_period,
-            start_interval,
-            retries,
-        } => {
-            let mut m = serde_json::Map::new();
-            m.insert("Test".into(), serde_json::json!(test));
-            for (name, d) in [
-                ("Interval", interval),
-                ("Timeout", timeout),
-                ("StartPeriod", start_period),
-                ("StartInterval", start_interval),
-            ] {
-                if !d.is_zero() {
-                    m.insert(name.into(), serde_json::json!(d.as_nanos() as u64));
-                }
-            }
-            if *retries > 0 {
-                m.insert("Retries".into(), serde_json::json!(retries));
-            }
-            serde_json::Value::Object(m)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn paths_join_like_docker() {
-        assert_eq!(join_path("", "app"), "/app");
-        assert_eq!(join_path("/srv", "app/"), "/srv/app/");
-        assert_eq!(join_path("/srv", "/x/../y"), "/y");
-        assert_eq!(join_path("/srv", "."), "/srv");
-        assert_eq!(join_path("/srv", "./"), "/srv/");
-    }
-
-    #[test]
-    fn history_text_renders_like_docker_20_10() {
-        let h = Healthcheck::Cmd {
-            test: vec!["CMD".into(), "/bin/true".into()],
-            interval: std::time::Duration::from_secs(30),
-            timeout: std::time::Duration::from_millis(1500),
-            start_period: std::time::Duration::from_secs(90),
-            start_interval: std::time::Duration::ZERO,
-            retries: 2,
-        };
-        assert_eq!(
-            go_healthcheck(&h),
-            r#"&{["CMD" "/bin/true"] "30s" "1.5s" "1m30s" '\x02'}"#
-        );
-        assert_eq!(go_quote("a\"b\n"), r#""a\"b\n""#);
-        assert_eq!(go_duration(std::time::Duration::from_secs(7200)), "2h0m0s");
-    }
-
-    #[test]
-    fn ports_expand() {
-        assert_eq!(expand_port("80").unwrap(), ["80/tcp"]);
-        assert_eq!(expand_port("53/UDP").unwrap(), ["53/udp"]);
-        assert_eq!(expand_port("8000-8001").unwrap(), ["8000/tcp", "8001/tcp"]);
-        assert!(expand_port("x").is_err());
-    }
 }

@@ -18,7 +18,9 @@ mod cache;
 mod context;
 mod error;
 mod fsops;
+mod history;
 mod scope_path;
+mod values;
 mod workspace;
 
 pub use backend::{Backend, OutputStream, RunMount, RunSpec};
