@@ -1040,12 +1040,10 @@ impl<'a> BuildRun<'a> {
                 })?;
             let path = dir.join(&clean);
             std::fs::write(&path, data).map_err(BuildError::io("write", &path))?;
-            std::os::unix::fs::PermissionsExt::set_mode(
-                &mut std::fs::metadata(&path)
-                    .map_err(BuildError::io("stat", &path))?
-                    .permissions(),
-                0o644,
-            );
+            // Heredoc files are 0644 whatever the daemon's umask (BuildKit's mode).
+            let mode =
+                <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+            std::fs::set_permissions(&path, mode).map_err(BuildError::io("chmod", &path))?;
             sources.push(Source {
                 rel: clean,
                 path,

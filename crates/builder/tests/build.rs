@@ -380,6 +380,23 @@ fn a_tar_context_and_the_same_directory_share_cache_keys() {
 }
 
 #[test]
+fn copy_heredocs_become_files() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let dockerfile = "FROM scratch\nENV NAME=berth\nCOPY <<EOF /greeting.txt\nhello $NAME\nEOF\nCOPY <<'RAW' <<TWO /etc/\nkeep $NAME\nRAW\ntwo\nTWO\n";
+    let (id, _) = env.build(&[("Dockerfile", dockerfile)], &BuildOptions::default());
+    env.with_rootfs(&id, |r| {
+        assert_eq!(read(r, "greeting.txt"), "hello berth\n");
+        assert_eq!(mode(r, "greeting.txt"), (0o644, 0, 0));
+        assert_eq!(read(r, "etc/RAW"), "keep $NAME\n");
+        assert_eq!(read(r, "etc/TWO"), "two\n");
+    });
+}
+
+#[test]
 fn add_unpacks_local_archives() {
     if !root() {
         eprintln!("skipped: needs root");
