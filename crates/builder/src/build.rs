@@ -174,6 +174,8 @@ struct CopyWork {
     chown: Option<String>,
     chmod: Option<u32>,
     unpack: bool,
+    /// `--exclude` patterns.
+    exclude: Vec<String>,
 }
 
 /// A `RUN --mount`, checked and with its source located.
@@ -718,8 +720,8 @@ impl<'a> BuildRun<'a> {
             state.shell().join(" ")
         );
         change.cache_extra = format!(
-            "{hash}|{inline_sum}|{:?}|{:?}|{}",
-            cp.chown, cp.chmod, cp.link
+            "{hash}|{inline_sum}|{:?}|{:?}|{}|{:?}",
+            cp.chown, cp.chmod, cp.link, cp.exclude
         );
         change.work = Work::Copy(Box::new(CopyWork {
             from,
@@ -730,6 +732,7 @@ impl<'a> BuildRun<'a> {
             chown: cp.chown,
             chmod: cp.chmod.as_deref().map(parse_chmod).transpose()?,
             unpack: add && cp.unpack != Some(false),
+            exclude: cp.exclude.clone(),
         }));
         Ok(())
     }
@@ -1005,6 +1008,13 @@ impl<'a> BuildRun<'a> {
         attrs: CopyAttrs,
         cmd: &str,
     ) -> Result<()> {
+        let narrowed;
+        let src = if cw.exclude.is_empty() {
+            src
+        } else {
+            narrowed = src.excluding(&cw.exclude)?;
+            &narrowed
+        };
         let mut all = Vec::new();
         for s in &cw.sources {
             all.extend(src.sources(s).map_err(|e| copy_failed(cmd, e))?);

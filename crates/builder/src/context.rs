@@ -125,6 +125,20 @@ impl Context {
         Ok(ctx)
     }
 
+    /// The same files with `patterns` (`COPY --exclude`, matched like `.dockerignore` from
+    /// the root) excluded as well; a view that never removes anything on drop.
+    pub(crate) fn excluding(&self, patterns: &[String]) -> Result<Context> {
+        let ignore = IgnoreMatcher::new(self.ignore.patterns().chain(patterns.iter().cloned()))
+            .map_err(|e| BuildError::Invalid(format!("invalid --exclude pattern: {e}")))?;
+        Ok(Context {
+            root: self.root.clone(),
+            ignore,
+            owned: false,
+            escape: self.escape,
+            digests: self.digests.clone(),
+        })
+    }
+
     /// The context's directory.
     pub fn root(&self) -> &Path {
         &self.root

@@ -397,6 +397,30 @@ fn copy_heredocs_become_files() {
 }
 
 #[test]
+fn copy_exclude_leaves_matches_out() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let files = [
+        (
+            "Dockerfile",
+            "FROM scratch\nCOPY --exclude=*.log --exclude=secret . /app/\n",
+        ),
+        ("keep.txt", "k"),
+        ("debug.log", "l"),
+        ("secret/key", "s"),
+    ];
+    let (id, _) = env.build(&files, &BuildOptions::default());
+    env.with_rootfs(&id, |r| {
+        assert_eq!(read(r, "app/keep.txt"), "k");
+        assert!(!r.join("app/debug.log").exists());
+        assert!(!r.join("app/secret").exists());
+    });
+}
+
+#[test]
 fn add_unpacks_local_archives() {
     if !root() {
         eprintln!("skipped: needs root");
