@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use berth_engine::{Containers, Events, Images, Networks, System};
+use berth_engine::{Build, Containers, Events, Images, Networks, System};
 use tokio::net::UnixListener;
 
 pub use body::JsonBody;
@@ -40,6 +40,8 @@ pub struct Backend {
     pub images: Arc<Images>,
     /// Networks.
     pub networks: Arc<Networks>,
+    /// `docker build`.
+    pub build: Arc<Build>,
 }
 
 /// The routes with the shared middleware (version check, Docker's response headers), before

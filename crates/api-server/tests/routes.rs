@@ -65,6 +65,9 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
         networks.clone(),
     )
     .expect("containers");
+    let build =
+        berth_engine::Build::open(images.clone(), containers.clone(), &dir.path().join("data"))
+            .expect("build");
     let images = Arc::new(berth_engine::Images::new(
         images,
         events.clone(),
@@ -76,6 +79,7 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
         containers,
         images,
         networks,
+        build,
     }
 }
 

@@ -473,6 +473,8 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
         networks.clone(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let build = berth_engine::Build::open(images.clone(), containers.clone(), &config.data_root)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let image_service = Arc::new(Images::new(images, events.clone(), containers.clone()));
     runtime.block_on(async {
         containers.restore().await;
@@ -489,6 +491,7 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             containers,
             images: image_service,
             networks,
+            build,
         };
         let mut listeners = Vec::new();
         for path in &config.sockets {

@@ -7,12 +7,14 @@
 //! `berth-api-types` or anything above layer 2: it speaks in its own domain types, and the API
 //! server translates. Every error type here implements [`berth_errdefs::HasCategory`].
 
+pub mod build;
 pub mod containers;
 pub mod events;
 pub mod images;
 pub mod networks;
 pub mod system;
 
+pub use build::{Build, BuildFailure, BuildOptions, Progress};
 pub use containers::{Containers, ContainersConfig};
 pub use events::{Event, EventQuery, EventType, Events, EventsError, Subscription};
 pub use images::Images;

@@ -43,7 +43,14 @@ impl ImageStore {
         };
         let mut created = None;
         if let Some(diff) = diff {
-            let added = self.add_layer(diff_ids.len(), chain.last(), None, diff, BlobMode::Gzip)?;
+            // Kept uncompressed, as Docker's own layer store keeps them: a build step's
+            // layer is read back far more often than it is pushed, and gzip of a large
+            // layer costs seconds (compression belongs to push).
+            let mode = BlobMode::AsIs {
+                digest: None,
+                size: None,
+            };
+            let added = self.add_layer(diff_ids.len(), chain.last(), None, diff, mode)?;
             diff_ids.push(added.record.diff_id.clone());
             created = added.created.then_some(added.record.chain_id);
         }

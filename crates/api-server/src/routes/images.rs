@@ -40,14 +40,14 @@ pub(super) fn routes() -> Router<Backend> {
         )
 }
 
-fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn all<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+pub(super) fn all<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
     pairs
         .iter()
         .filter(|(k, _)| k == name)
@@ -55,7 +55,7 @@ fn all<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn flag(pairs: &[(String, String)], name: &str) -> bool {
+pub(super) fn flag(pairs: &[(String, String)], name: &str) -> bool {
     first(pairs, name).is_some_and(|v| !matches!(v, "" | "0" | "false" | "False" | "FALSE"))
 }
 
@@ -87,7 +87,7 @@ impl Read for BodyReader {
     }
 }
 
-fn body_reader(req: Request) -> BodyReader {
+pub(super) fn body_reader(req: Request) -> impl Read + Send + 'static {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let mut stream = req.into_body().into_data_stream();
     tokio::spawn(async move {

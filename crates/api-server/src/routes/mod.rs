@@ -1,6 +1,7 @@
 //! The routes, one module per Docker API area. Each handler takes only the engine service
 //! it needs (axum `FromRef` substates of [`Backend`]).
 
+mod build;
 mod containers;
 mod events;
 mod images;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::response::{IntoResponse, Response};
-use berth_engine::{Containers, Events, Images, Networks, System};
+use berth_engine::{Build, Containers, Events, Images, Networks, System};
 use berth_errdefs::Category;
 
 use crate::Backend;
@@ -37,6 +38,12 @@ impl FromRef<Backend> for Arc<Containers> {
     }
 }
 
+impl FromRef<Backend> for Arc<Build> {
+    fn from_ref(backend: &Backend) -> Arc<Build> {
+        backend.build.clone()
+    }
+}
+
 impl FromRef<Backend> for Arc<Images> {
     fn from_ref(backend: &Backend) -> Arc<Images> {
         backend.images.clone()
@@ -56,6 +63,7 @@ pub(crate) fn router(backend: Backend) -> Router {
         .merge(containers::routes())
         .merge(images::routes())
         .merge(networks::routes())
+        .merge(build::routes())
         .with_state(backend)
 }
 

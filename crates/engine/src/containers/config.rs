@@ -201,6 +201,11 @@ pub struct HostConfig {
     pub extra_hosts: Option<Vec<String>>,
     /// `--link name[:alias]` (legacy links on the default bridge: `/etc/hosts` entries).
     pub links: Option<Vec<String>>,
+    /// Mount the root file system as a `volatile` overlay (no syncs, so removing it does
+    /// not flush the whole disk): build steps' containers, scratch space a crash discards.
+    /// Set by the engine only, never read from a client or the record.
+    #[serde(skip)]
+    pub volatile_rootfs: bool,
 }
 
 /// `State`.

@@ -464,10 +464,15 @@ impl Containers {
         let dir = self.container_dir(id);
         files::create_dir(&dir)?;
         cleanup.dirs.push(dir.clone());
-        let mount = self
+        let mut mount = self
             .images
             .prepare_rootfs(image_id, id)
             .map_err(|e| CategorizedError::from_error(&e))?;
+        if let berth_snapshot::Mount::Overlay { extra, .. } = &mut mount
+            && host.volatile_rootfs
+        {
+            extra.push("volatile".to_owned());
+        }
         cleanup.snapshot = Some(id.to_owned());
         let rootfs = self.rootfs_dir(id);
         files::create_dir(&rootfs)?;
