@@ -4,6 +4,9 @@
 //!
 //! Every store call is blocking and runs in `spawn_blocking`. Streams in and out (import,
 //! load, save) are plain `Read`/`Write` objects; the API server bridges them to HTTP bodies.
+//! Pull, push and login are in [`registry`].
+
+mod registry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -16,6 +19,7 @@ pub use berth_image::{
 };
 use berth_reference::{Filters, ImageId, Reference};
 
+pub use self::registry::{Messages, PullRequest, PushRequest};
 use crate::containers::Containers;
 use crate::events::{Event, EventType, Events};
 

@@ -60,3 +60,73 @@ impl ImageStore {
             .inspect_err(|_| self.rollback_layers(&created))
     }
 }
+
+/// What a push sends for an image: its config blob and its layer blobs, bottom first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Distribution {
+    /// The image id.
+    pub id: ImageId,
+    /// The config blob's size (its digest is the id).
+    pub config_size: u64,
+    /// The layers, bottom first.
+    pub layers: Vec<DistributionLayer>,
+}
+
+/// One layer of a [`Distribution`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistributionLayer {
+    /// The stored blob.
+    pub blob: Digest,
+    /// Its size.
+    pub size: u64,
+    /// `gzip`, `zstd` or `none`.
+    pub compression: String,
+    /// The digest of the uncompressed tar.
+    pub diff_id: Digest,
+}
+
+impl ImageStore {
+    /// The blobs of the image `name_or_id` names, as a registry push needs them.
+    pub fn distribution(&self, name_or_id: &str) -> Result<Distribution> {
+        let (id, records) = {
+            let st = self.lock();
+            let id = crate::store::resolve_in(&st, name_or_id)?;
+            let image = st
+                .images
+                .get(&id)
+                .ok_or_else(|| crate::store::no_such_id(&id))?;
+            let records: Vec<_> = image
+                .chain
+                .iter()
+                .map(|c| {
+                    st.layers
+                        .get(c)
+                        .cloned()
+                        .ok_or_else(|| ImageError::Corrupt {
+                            path: self.layer_record_path(c),
+                            reason: format!("layer {c} of image {id} is not registered"),
+                        })
+                })
+                .collect::<Result<_>>()?;
+            (id, records)
+        };
+        let config_size = self.content.info(&to_content(id.digest())?)?.size;
+        let layers = records
+            .into_iter()
+            .map(|r| {
+                let size = self.content.info(&to_content(&r.blob)?)?.size;
+                Ok(DistributionLayer {
+                    blob: r.blob,
+                    size,
+                    compression: r.compression,
+                    diff_id: r.diff_id,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Distribution {
+            id,
+            config_size,
+            layers,
+        })
+    }
+}

@@ -171,17 +171,17 @@ impl Client {
         let (config, layers, digest) = self.resolve(&repo, reference, platform).await?;
         progress(Progress::Resolved);
         self.fetch_blob(&repo, &config, store, &|_| {}).await?;
-        let fetches = layers.iter().map(|layer| {
-            let repo = &repo;
-            async move {
-                let id = short(&layer.digest);
-                if store.exists(&to_content(&layer.digest)?) {
-                    progress(Progress::AlreadyExists { id });
-                    return Ok(());
-                }
-                progress(Progress::Waiting { id });
-                self.fetch_blob(repo, layer, store, progress).await
+        // Owned items: a closure taking `&Descriptor` makes the future not `Send` for
+        // every lifetime (rust-lang/rust#102211).
+        let repo = &repo;
+        let fetches = layers.clone().into_iter().map(|layer| async move {
+            let id = short(&layer.digest);
+            if store.exists(&to_content(&layer.digest)?) {
+                progress(Progress::AlreadyExists { id });
+                return Ok(());
             }
+            progress(Progress::Waiting { id });
+            self.fetch_blob(repo, &layer, store, progress).await
         });
         let results: Vec<Result<()>> = futures_util::stream::iter(fetches)
             .buffered(self.options.max_concurrent_downloads.max(1))
@@ -439,21 +439,25 @@ impl Client {
         progress: ProgressFn<'_>,
     ) -> Result<Pushed> {
         let repo = self.repo(reference, creds, true);
-        let uploads = image.layers.iter().map(|(desc, id)| {
-            let repo = &repo;
-            async move { self.push_blob(repo, desc, id, store, progress).await }
-        });
+        let repo = &repo;
+        let uploads = image
+            .layers
+            .clone()
+            .into_iter()
+            .map(
+                |(desc, id)| async move { self.push_blob(repo, &desc, &id, store, progress).await },
+            );
         let results: Vec<Result<()>> = futures_util::stream::iter(uploads)
             .buffered(self.options.max_concurrent_uploads.max(1))
             .collect()
             .await;
         results.into_iter().collect::<Result<Vec<()>>>()?;
-        self.push_blob(&repo, &image.config, "config", store, &|_| {})
+        self.push_blob(repo, &image.config, "config", store, &|_| {})
             .await?;
         let layers: Vec<Descriptor> = image.layers.iter().map(|(d, _)| d.clone()).collect();
         let body = manifest::docker_manifest(&image.config, &layers);
         let tag = reference.tag().unwrap_or("latest");
-        self.put_manifest(&repo, tag, &body).await
+        self.put_manifest(repo, tag, &body).await
     }
 
     async fn put_manifest(&self, repo: &Repo<'_>, tag: &str, body: &[u8]) -> Result<Pushed> {

@@ -28,8 +28,9 @@ pub enum ClientError {
         /// `: <registry error text>` when the body had one.
         detail: String,
     },
-    /// The registry could not be reached, or the connection broke.
-    #[error("{method} \"{url}\": {source}")]
+    /// The registry could not be reached, or the connection broke (worded as Go's
+    /// `url.Error`, `Get "https://…": …`, which scripts match).
+    #[error("{} \"{url}\": {source}", go_method(method))]
     Http {
         /// The request method.
         method: &'static str,
@@ -92,6 +93,15 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// `GET` → `Get`, as Go's net/http names methods in its errors.
+fn go_method(method: &str) -> String {
+    let mut out = String::with_capacity(method.len());
+    for (i, c) in method.chars().enumerate() {
+        out.push(if i == 0 { c } else { c.to_ascii_lowercase() });
+    }
+    out
 }
 
 impl HasCategory for ClientError {

@@ -211,9 +211,10 @@ impl<'a> Repo<'a> {
         let header = match challenge {
             Challenge::Basic => match &self.creds {
                 Some(c) => c.basic_header(),
+                // dockerd's words for a Basic challenge it has nothing for.
                 None => {
                     return Err(ClientError::Unauthorized(
-                        "unauthorized: authentication required".to_owned(),
+                        "no basic auth credentials".to_owned(),
                     ));
                 }
             },

@@ -1,0 +1,329 @@
+//! Ship: the real docker CLI through berth daemon against `berth registry serve` on
+//! loopback: push, rmi, pull (by tag and by digest), run of a missing image, a missing tag,
+//! and login/push/pull against a registry that demands Basic auth.
+//!
+//! Needs root (overlay mounts, namespaces) and the docker CLI; skipped otherwise.
+
+mod daemon_support;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon_support::{Daemon, wait_bounded};
+
+fn usable() -> bool {
+    if !berth_testsupport::is_root() {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    if Command::new("docker").arg("--version").output().is_err() {
+        eprintln!("skipped: no docker CLI");
+        return false;
+    }
+    true
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `berth registry serve` on a free loopback port, killed on drop.
+struct RegistryProcess {
+    child: Child,
+    addr: String,
+    _root: tempfile::TempDir,
+}
+
+impl RegistryProcess {
+    fn start(extra: &[&str]) -> RegistryProcess {
+        let root = tempfile::Builder::new()
+            .prefix("berth-reg")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        // Ask the kernel for a free port, then hand it to the server (a small window in
+        // which another process could take it; the readiness check below would then fail).
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(root.path().join("registry.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["registry", "serve", "--addr", &addr, "--root"])
+            .arg(root.path().join("data"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berth registry serve");
+        let registry = RegistryProcess {
+            child,
+            addr,
+            _root: root,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&registry.addr).is_err() {
+            assert!(Instant::now() < deadline, "registry did not listen in time");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = wait_bounded(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+/// A daemon whose containers are removed at the end.
+struct Env {
+    daemon: Daemon,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            daemon: Daemon::start(),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.daemon.dir.path()
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.daemon.docker(args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}\n{}\ndaemon log tail:\n{}",
+            text(&out.stdout),
+            text(&out.stderr),
+            tail(&self.daemon.log())
+        );
+        text(&out.stdout)
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            !out.status.success(),
+            "docker {args:?} succeeded: {}",
+            text(&out.stdout)
+        );
+        text(&out.stderr)
+    }
+
+    fn busybox_tar(&self) -> PathBuf {
+        let rootfs = self.dir().join("bb-rootfs");
+        berth_testsupport::busybox_rootfs(&rootfs);
+        let tar = self.dir().join("busybox.tar");
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .output()
+            .expect("tar");
+        assert!(out.status.success(), "tar: {}", text(&out.stderr));
+        std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
+        tar
+    }
+
+    fn import_busybox(&self, tag: &str) -> String {
+        let tar = self.busybox_tar();
+        self.ok(&["import", &tar.display().to_string(), tag])
+            .trim()
+            .to_owned()
+    }
+
+    fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .ok(&["images", "-q", "--no-trunc"])
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        ids.dedup();
+        ids
+    }
+
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.ok(&["image", "inspect", name]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect json");
+        v[0].clone()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ps = self.daemon.docker(&["ps", "-aq", "--no-trunc"]);
+        for id in text(&ps.stdout).split_whitespace() {
+            let _ = self.daemon.docker(&["rm", "-f", id]);
+        }
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// The manifest digest in `docker push` output (`1: digest: sha256:… size: N`).
+fn pushed_digest(out: &str, tag: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{tag}: digest: ")))
+        .unwrap_or_else(|| panic!("no digest line in:\n{out}"));
+    line.split_whitespace().nth(2).expect("digest").to_owned()
+}
+
+#[test]
+fn push_rmi_pull_run_through_berth_registry() {
+    if !usable() {
+        return;
+    }
+    let registry = RegistryProcess::start(&[]);
+    let env = Env::new();
+    let id = env.import_busybox("busybox:latest");
+    let name = format!("{}/test/busybox", registry.addr);
+    let tagged = format!("{name}:1");
+    env.ok(&["tag", "busybox", &tagged]);
+
+    let out = env.ok(&["push", &tagged]);
+    assert!(
+        out.starts_with(&format!("The push refers to repository [{name}]")),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    let digest = pushed_digest(&out, "1");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    let repo_digests = env.inspect(&tagged)["RepoDigests"].clone();
+    assert_eq!(
+        repo_digests,
+        serde_json::json!([format!("{name}@{digest}")])
+    );
+
+    // A second push finds every blob in place and gives the same digest.
+    let again = env.ok(&["push", &tagged]);
+    assert!(again.contains(": Layer already exists"), "{again}");
+    assert!(!again.contains(": Pushed"), "{again}");
+    assert_eq!(pushed_digest(&again, "1"), digest);
+
+    env.ok(&["rmi", "busybox", &tagged]);
+    assert!(env.ids().is_empty(), "{:?}", env.ids());
+
+    let out = env.ok(&["pull", &tagged]);
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {tagged}")),
+        "{out}"
+    );
+    assert_eq!(out.lines().last(), Some(tagged.as_str()), "{out}");
+    assert_eq!(
+        env.ids(),
+        vec![id.clone()],
+        "the pulled image has the pushed id"
+    );
+    let inspect = env.inspect(&tagged);
+    assert_eq!(
+        inspect["RepoDigests"],
+        serde_json::json!([format!("{name}@{digest}")])
+    );
+    let out = env.ok(&["pull", &tagged]);
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {tagged}")),
+        "{out}"
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", &tagged, "echo", "pulled"]),
+        "pulled\n"
+    );
+
+    // By digest.
+    env.ok(&["rmi", &tagged]);
+    assert!(env.ids().is_empty());
+    let by_digest = format!("{name}@{digest}");
+    let out = env.ok(&["pull", &by_digest]);
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert_eq!(env.ids(), vec![id.clone()]);
+    env.ok(&["rmi", &by_digest]);
+    assert!(env.ids().is_empty());
+
+    // `docker run` of a missing image pulls it first.
+    let run = env.docker(&["run", "--rm", &tagged, "echo", "ran"]);
+    assert!(run.status.success(), "run failed: {}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), "ran\n");
+    assert!(
+        text(&run.stderr).contains(&format!("Unable to find image '{tagged}' locally")),
+        "{}",
+        text(&run.stderr)
+    );
+    assert_eq!(env.ids(), vec![id]);
+
+    let err = env.fails(&["pull", &format!("{name}:nope")]);
+    assert!(
+        err.contains(&format!(
+            "manifest for {name}:nope not found: manifest unknown"
+        )),
+        "{err}"
+    );
+    let err = env.fails(&["push", &format!("{name}:absent")]);
+    assert!(
+        err.contains(&format!(
+            "An image does not exist locally with the tag: {name}"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn login_then_push_and_pull_with_basic_auth() {
+    if !usable() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hash = bcrypt::hash("s3cret", 4).expect("bcrypt");
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, format!("shipper:{hash}\n")).expect("htpasswd");
+    let registry = RegistryProcess::start(&["--htpasswd", &htpasswd.display().to_string()]);
+    let env = Env::new();
+    let id = env.import_busybox("busybox:latest");
+    let tagged = format!("{}/private/busybox:1", registry.addr);
+    env.ok(&["tag", "busybox", &tagged]);
+
+    let err = env.fails(&["push", &tagged]);
+    assert!(err.contains("no basic auth credentials"), "{err}");
+
+    let err = env.fails(&["login", "-u", "shipper", "-p", "wrong", &registry.addr]);
+    assert!(
+        err.contains(&format!(
+            "login attempt to http://{}/v2/ failed with status: 401 Unauthorized",
+            registry.addr
+        )),
+        "{err}"
+    );
+    let out = env.ok(&["login", "-u", "shipper", "-p", "s3cret", &registry.addr]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+
+    env.ok(&["push", &tagged]);
+    env.ok(&["rmi", "busybox", &tagged]);
+    env.ok(&["pull", &tagged]);
+    assert_eq!(env.ids(), vec![id]);
+
+    env.ok(&["logout", &registry.addr]);
+    env.ok(&["rmi", &tagged]);
+    let err = env.fails(&["pull", &tagged]);
+    assert!(err.contains("no basic auth credentials"), "{err}");
+}
