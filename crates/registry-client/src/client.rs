@@ -1,7 +1,9 @@
 //! The client: resolve a reference to an image manifest, fetch its blobs into the content
 //! store, push blobs and a manifest, check credentials.
 
+use std::collections::BTreeSet;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_content::{ContentError, ContentStore};
@@ -23,7 +25,7 @@ const BLOB_ATTEMPTS: u32 = 5;
 const SHARED_WAIT: Duration = Duration::from_secs(600);
 
 /// How the client behaves.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Registries (`host[:port]`) that may be reached over plain HTTP besides loopback.
     pub insecure_registries: Vec<String>,
@@ -31,6 +33,9 @@ pub struct Options {
     pub max_concurrent_downloads: usize,
     /// Layers uploaded at once (dockerd's `max-concurrent-uploads`, default 5).
     pub max_concurrent_uploads: usize,
+    /// Docker's `certs.d`: `<dir>/<host[:port]>/*.crt` are extra CA roots, and a registry
+    /// with such a directory is always reached over HTTPS, even on loopback.
+    pub certs_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -39,6 +44,7 @@ impl Default for Options {
             insecure_registries: Vec::new(),
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
+            certs_dir: None,
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct Pushed {
 pub struct Client {
     http: reqwest::Client,
     options: Options,
+    /// Registries with a `certs.d` directory.
+    tls_hosts: BTreeSet<String>,
 }
 
 fn short(d: &Digest) -> String {
@@ -125,24 +133,46 @@ fn to_content(d: &Digest) -> Result<berth_content::Digest> {
 impl Client {
     /// A client with its own connection pool.
     pub fn new(options: Options) -> Result<Client> {
-        let http = reqwest::Client::builder()
+        // reqwest is built without a default crypto provider; another part of the process
+        // may have installed one already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|source| ClientError::Http {
-                method: "",
-                url: String::new(),
-                source,
-            })?;
-        Ok(Client { http, options })
+            .connect_timeout(Duration::from_secs(30));
+        let mut tls_hosts = BTreeSet::new();
+        if let Some(dir) = &options.certs_dir {
+            for (host, pem) in read_certs_dir(dir)? {
+                let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| ClientError::Io {
+                    op: format!("read CA certificate for {host}"),
+                    source: std::io::Error::other(e),
+                })?;
+                builder = builder.add_root_certificate(cert);
+                tls_hosts.insert(host);
+            }
+        }
+        let http = builder.build().map_err(|source| ClientError::Http {
+            method: "",
+            url: String::new(),
+            source,
+        })?;
+        Ok(Client {
+            http,
+            options,
+            tls_hosts,
+        })
     }
 
-    /// `http://` for loopback and insecure registries, `https://` otherwise.
+    /// `http://` for loopback and insecure registries without certificates, `https://`
+    /// for the others.
     fn base_url(&self, domain: &str) -> String {
         let host = api_host(domain);
         let insecure =
             is_loopback(host) || self.options.insecure_registries.iter().any(|r| r == host);
-        let scheme = if insecure { "http" } else { "https" };
+        let scheme = if insecure && !self.tls_hosts.contains(host) {
+            "http"
+        } else {
+            "https"
+        };
         format!("{scheme}://{host}")
     }
 
@@ -566,6 +596,34 @@ impl Client {
             "login attempt to {url} failed with status: {status}"
         )))
     }
+}
+
+/// `(host, PEM)` for every `<dir>/<host>/*.crt`; a missing `dir` has none.
+fn read_certs_dir(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let io = |op: String| move |source| ClientError::Io { op, source };
+    let hosts = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(format!("read {}", dir.display()))(e)),
+    };
+    let mut out = Vec::new();
+    for host in hosts {
+        let host = host.map_err(io(format!("read {}", dir.display())))?;
+        let Ok(name) = host.file_name().into_string() else {
+            continue;
+        };
+        let Ok(files) = std::fs::read_dir(host.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            if path.extension().is_some_and(|e| e == "crt") {
+                let pem = std::fs::read(&path).map_err(io(format!("read {}", path.display())))?;
+                out.push((name.clone(), pem));
+            }
+        }
+    }
+    Ok(out)
 }
 
 enum Interrupted {

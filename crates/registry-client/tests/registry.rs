@@ -744,3 +744,95 @@ async fn two_concurrent_pulls_of_one_image_share_the_blobs() -> Result<()> {
     }
     Ok(())
 }
+
+/// A self-signed certificate for 127.0.0.1 (`cert.pem`, `key.pem` in `dir`), by openssl.
+fn self_signed(dir: &std::path::Path) -> Result<()> {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-subj", "/CN=127.0.0.1", "-days", "1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        // Its own trust anchor, so it must not claim to be a CA (webpki refuses a CA as
+        // the end entity).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .context("run openssl")?;
+    ensure!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_certs_d_root_and_refused_with_a_wrong_one() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (good, bad) = (dir.path().join("good"), dir.path().join("bad"));
+    std::fs::create_dir_all(&good)?;
+    std::fs::create_dir_all(&bad)?;
+    self_signed(&good)?;
+    self_signed(&bad)?;
+    let registry = Registry::open(&dir.path().join("root"), Default::default())?;
+    let tls = berth_registry_server::tls::load(&good.join("cert.pem"), &good.join("key.pem"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(berth_registry_server::tls::serve(listener, registry, tls));
+    struct Abort(tokio::task::JoinHandle<std::io::Result<()>>);
+    impl Drop for Abort {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _task = Abort(task);
+
+    let certs = |ca: &std::path::Path, name: &str| -> Result<Options> {
+        let certs_dir = dir.path().join(name);
+        std::fs::create_dir_all(certs_dir.join(addr.to_string()))?;
+        std::fs::copy(
+            ca.join("cert.pem"),
+            certs_dir.join(addr.to_string()).join("ca.crt"),
+        )?;
+        Ok(Options {
+            certs_dir: Some(certs_dir),
+            ..Options::default()
+        })
+    };
+    let trusted = Client::new(certs(&good, "certs-good")?)?;
+    let (_src_dir, src) = store()?;
+    let image = make_image(&src, "amd64", &[b"over tls"])?;
+    let reference = Reference::parse_normalized(&format!("{addr}/tls/img:1"))?;
+    let pushed = trusted
+        .push(&reference, None, &src, &image, &|_| {})
+        .await?;
+    let (_dst_dir, dst) = store()?;
+    let pulled = trusted
+        .pull(&reference, &Platform::linux_amd64(), None, &dst, &|_| {})
+        .await?;
+    assert_eq!(pulled.digest, pushed.digest);
+
+    let untrusted = Client::new(certs(&bad, "certs-bad")?)?;
+    let (_d2, dst2) = store()?;
+    let err = untrusted
+        .pull(&reference, &Platform::linux_amd64(), None, &dst2, &|_| {})
+        .await
+        .err()
+        .context("trusted a certificate it should not")?;
+    assert!(matches!(err, ClientError::Http { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("Get \"https://{addr}/v2/")),
+        "{err}"
+    );
+    Ok(())
+}

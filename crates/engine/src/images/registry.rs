@@ -10,9 +10,7 @@ use berth_reference::{Digest, ImageId, Reference};
 use berth_registry_client::manifest::{
     DOCKER_CONFIG, DOCKER_LAYER_GZIP, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
 };
-use berth_registry_client::{
-    Client, Credentials, Descriptor, Options, Platform, Progress, PushImage,
-};
+use berth_registry_client::{Client, Credentials, Descriptor, Platform, Progress, PushImage};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -44,10 +42,6 @@ pub struct PushRequest {
 
 /// Where progress messages go (one JSON object each).
 pub type Messages = UnboundedSender<Value>;
-
-fn client() -> Result<Client> {
-    Client::new(Options::default()).map_err(cat)
-}
 
 /// A pull or push failure. dockerd reports a registry's refusal as a plain error (500), not
 /// as 401: on a 401 the CLI would prompt for credentials, which hangs a script.
@@ -189,7 +183,8 @@ impl Images {
             }
         };
         let store = self.store.clone();
-        let pulled = client()?
+        let pulled = self
+            .client()?
             .pull(&reference, &platform, creds, store.content(), &on_progress)
             .await
             .map_err(registry_error)?;
@@ -281,7 +276,8 @@ impl Images {
                 send(&out, m);
             }
         };
-        let pushed = client()?
+        let pushed = self
+            .client()?
             .push(
                 &reference,
                 creds,
@@ -323,7 +319,11 @@ impl Images {
         let creds = Credentials::from_json(&body).map_err(cat)?.ok_or_else(|| {
             CategorizedError::new(Category::InvalidParameter, "no username given")
         })?;
-        client()?.login(&server, creds).await.map_err(cat)
+        self.client()?.login(&server, creds).await.map_err(cat)
+    }
+
+    fn client(&self) -> Result<Client> {
+        Client::new(self.registry.clone()).map_err(cat)
     }
 }
 
