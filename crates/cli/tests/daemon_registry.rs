@@ -327,3 +327,68 @@ fn login_then_push_and_pull_with_basic_auth() {
     let err = env.fails(&["pull", &tagged]);
     assert!(err.contains("no basic auth credentials"), "{err}");
 }
+
+/// `skopeo …` with its own policy off (no `/etc/containers/policy.json` needed); stdout.
+fn skopeo(args: &[&str]) -> Option<String> {
+    let out = Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        text(&out.stderr)
+    );
+    Some(text(&out.stdout))
+}
+
+#[test]
+fn skopeo_and_berth_agree_on_digests() {
+    if !usable() || Command::new("skopeo").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root, docker and skopeo");
+        return;
+    }
+    let registry = RegistryProcess::start(&[]);
+    let env = Env::new();
+    let id = env.import_busybox("busybox:latest");
+
+    // What berth pushed, skopeo sees under the same digest.
+    let ours = format!("{}/ours/busybox:1", registry.addr);
+    env.ok(&["tag", "busybox", &ours]);
+    let digest = pushed_digest(&env.ok(&["push", &ours]), "1");
+    let inspect = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{ours}")])
+        .expect("skopeo runs");
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).expect("inspect json");
+    assert_eq!(inspect["Digest"], digest.as_str());
+
+    // What skopeo pushed (from a `docker save` archive), berth pulls as the same image.
+    let archive = env.dir().join("saved.tar");
+    env.ok(&["save", "-o", &archive.display().to_string(), "busybox"]);
+    let theirs = format!("{}/theirs/busybox:1", registry.addr);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("docker-archive:{}", archive.display()),
+        &format!("docker://{theirs}"),
+    ])
+    .expect("skopeo runs");
+    env.ok(&["rmi", "busybox", &ours]);
+    assert!(env.ids().is_empty());
+    let out = env.ok(&["pull", &theirs]);
+    let inspect = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{theirs}"),
+    ])
+    .expect("skopeo runs");
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).expect("inspect json");
+    let their_digest = inspect["Digest"].as_str().expect("digest").to_owned();
+    assert!(out.contains(&format!("Digest: {their_digest}")), "{out}");
+    assert_eq!(env.ids(), vec![id], "the same config, so the same image id");
+    assert_eq!(
+        env.ok(&["run", "--rm", &theirs, "echo", "skopeo"]),
+        "skopeo\n"
+    );
+}

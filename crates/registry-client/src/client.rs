@@ -4,13 +4,16 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_content::{ContentError, ContentStore};
 use berth_reference::{Digest, Reference};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
+use tokio::io::AsyncReadExt;
 
 use crate::auth::Credentials;
 use crate::error::{ClientError, Result};
@@ -547,19 +550,27 @@ impl Client {
             current: 0,
             total: desc.size,
         });
-        // A fresh file per attempt: `send` may need to repeat the request after a 401.
-        let file = tokio::fs::read(&path).await.map_err(|e| ClientError::Io {
-            op: format!("read blob {}", desc.digest),
-            source: e,
-        })?;
-        let body = bytes_from(file);
-        let response = repo
-            .send("PUT", &put_url, |h| {
-                h.put(&put_url)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .body(body.clone())
-            })
-            .await?;
+        let sent = Arc::new(AtomicU64::new(0));
+        // A fresh body per attempt: `send` may need to repeat the request after a 401.
+        let upload = repo.send("PUT", &put_url, |h| {
+            sent.store(0, Ordering::Relaxed);
+            h.put(&put_url)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_LENGTH, desc.size)
+                .body(file_body(path.clone(), sent.clone()))
+        });
+        tokio::pin!(upload);
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let response = loop {
+            tokio::select! {
+                response = &mut upload => break response?,
+                _ = tick.tick() => progress(Progress::Pushing {
+                    id: id.to_owned(),
+                    current: sent.load(Ordering::Relaxed),
+                    total: desc.size,
+                }),
+            }
+        };
         if response.status() != StatusCode::CREATED {
             return Err(repo.status_error("PUT", &put_url, response).await);
         }
@@ -646,8 +657,29 @@ fn range_start(response: &reqwest::Response) -> Option<u64> {
     range.split('-').next()?.trim().parse().ok()
 }
 
-fn bytes_from(data: Vec<u8>) -> bytes::Bytes {
-    bytes::Bytes::from(data)
+/// The file at `path` streamed as a request body in 1 MiB chunks, counting into `sent`:
+/// a layer is never held in memory whole.
+fn file_body(path: PathBuf, sent: Arc<AtomicU64>) -> reqwest::Body {
+    let chunks = futures_util::stream::try_unfold(
+        (path, None::<tokio::fs::File>),
+        |(path, file)| async move {
+            let mut file = match file {
+                Some(f) => f,
+                None => tokio::fs::File::open(&path).await?,
+            };
+            let mut buf = vec![0u8; 1 << 20];
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(None);
+            }
+            buf.truncate(n);
+            Ok(Some((bytes::Bytes::from(buf), (path, Some(file)))))
+        },
+    );
+    reqwest::Body::wrap_stream(chunks.map_ok(move |chunk| {
+        sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        chunk
+    }))
 }
 
 /// The upload URL of a `Location` (absolute or relative to the registry) with
