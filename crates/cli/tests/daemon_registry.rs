@@ -392,3 +392,168 @@ fn skopeo_and_berth_agree_on_digests() {
         "skopeo\n"
     );
 }
+
+/// A loopback TCP proxy to `target` that passes the server's bytes at `rate` bytes per
+/// second, so that a pull can be caught in the middle. Stops accepting when dropped.
+struct SlowProxy {
+    addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowProxy {
+    fn start(target: &str, rate: usize) -> SlowProxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("proxy addr").to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, target) = (stop.clone(), target.to_owned());
+        let accept = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        if let Ok(server) = TcpStream::connect(&target) {
+                            pipe_pair(client, server, rate);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        SlowProxy {
+            addr,
+            stop,
+            accept: Some(accept),
+        }
+    }
+}
+
+impl Drop for SlowProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Copies both ways on two threads; the server → client direction is paced. Each thread
+/// ends when its source closes or stalls for 30 s.
+fn pipe_pair(client: TcpStream, server: TcpStream, rate: usize) {
+    use std::io::{Read, Write};
+    let copy = |mut from: TcpStream, mut to: TcpStream, paced: bool| {
+        std::thread::spawn(move || {
+            let _ = from.set_read_timeout(Some(Duration::from_secs(30)));
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                if paced {
+                    std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+                }
+            }
+            let _ = to.shutdown(std::net::Shutdown::Both);
+        });
+    };
+    if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+        copy(c2, s2, false);
+        copy(server, client, true);
+    }
+}
+
+#[test]
+fn kill_9_mid_pull_leaves_no_image_and_pulling_again_works() {
+    if !usable() {
+        return;
+    }
+    let registry = RegistryProcess::start(&[]);
+    let mut env = Env::new();
+    // An image with one 48 MB incompressible file.
+    let root = env.dir().join("big-root");
+    std::fs::create_dir_all(&root).expect("dir");
+    let mut random = std::fs::File::open("/dev/urandom").expect("urandom");
+    let mut big = std::fs::File::create(root.join("big")).expect("file");
+    std::io::copy(&mut std::io::Read::take(&mut random, 48 << 20), &mut big).expect("fill");
+    drop(big);
+    let tar = env.dir().join("big.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(out.status.success());
+    let id = env
+        .ok(&["import", &tar.display().to_string(), "big:1"])
+        .trim()
+        .to_owned();
+    let direct = format!("{}/big/img:1", registry.addr);
+    env.ok(&["tag", "big:1", &direct]);
+    env.ok(&["push", &direct]);
+    env.ok(&["rmi", "big:1", &direct]);
+
+    // Pull through a proxy at 8 MB/s (about 6 s) and kill the daemon once bytes arrive.
+    let proxy = SlowProxy::start(&registry.addr, 8 << 20);
+    let slow = format!("{}/big/img:1", proxy.addr);
+    let mut pull = Command::new("docker")
+        .args(["pull", &slow])
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", env.daemon.socket.display()),
+        )
+        .env("DOCKER_CONFIG", env.dir().join("docker-config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker pull");
+    let ingest = env.daemon.data_root.join("content/ingest");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let receiving = || {
+        std::fs::read_dir(&ingest)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.metadata().is_ok_and(|m| m.len() > 4 << 20))
+    };
+    while !receiving() {
+        assert!(Instant::now() < deadline, "the pull never started writing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon_support::signal(&env.daemon.child, libc::SIGKILL);
+    assert!(wait_bounded(&mut env.daemon.child, Duration::from_secs(10)).is_some());
+    assert!(wait_bounded(&mut pull, Duration::from_secs(10)).is_some());
+    drop(proxy);
+
+    // Restart on the same state: no image and no unverified blob are visible; the partial
+    // ingest stays, and the next pull resumes it (`Range`) and commits it.
+    let dir = std::mem::replace(&mut env.daemon.dir, tempfile::tempdir().expect("tempdir"));
+    let old = std::mem::replace(&mut env.daemon, Daemon::start_in(dir, &[]));
+    drop(old);
+    assert!(env.ids().is_empty(), "a half-pulled image: {:?}", env.ids());
+    let ingest = env.daemon.data_root.join("content/ingest");
+    let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        count(&ingest),
+        1,
+        "the partial download is kept for resuming"
+    );
+    env.ok(&["pull", &direct]);
+    assert_eq!(env.ids(), vec![id]);
+    assert_eq!(count(&ingest), 0, "the resumed ingest was committed");
+    assert!(
+        env.daemon
+            .log()
+            .contains("resuming a partial download at byte"),
+        "the second pull started over"
+    );
+}

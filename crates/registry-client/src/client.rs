@@ -332,6 +332,12 @@ impl Client {
             return Ok(());
         };
         let url = repo.url(&format!("blobs/{}", desc.digest));
+        if writer.offset() > 0 {
+            tracing::info!(
+                "blob {digest}: resuming a partial download at byte {}",
+                writer.offset()
+            );
+        }
         let mut last = String::new();
         let mut attempts = 0;
         while writer.offset() < desc.size && attempts < BLOB_ATTEMPTS {
