@@ -272,6 +272,22 @@ fn push_rmi_pull_run_through_berth_registry() {
     );
     assert_eq!(env.ids(), vec![id]);
 
+    // `pull -a`: every tag of the repository.
+    let second = format!("{name}:2");
+    env.ok(&["tag", &tagged, &second]);
+    env.ok(&["push", &second]);
+    env.ok(&["rmi", &tagged, &second]);
+    assert!(env.ids().is_empty());
+    let out = env.ok(&["pull", "-a", &name]);
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+    let listed = env.ok(&["images", "--format", "{{.Tag}}", &name]);
+    let mut tags: Vec<&str> = listed.lines().collect();
+    tags.sort();
+    assert_eq!(tags, ["1", "2"]);
+
     let err = env.fails(&["pull", &format!("{name}:nope")]);
     assert!(
         err.contains(&format!(

@@ -26,6 +26,8 @@ pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
 const BLOB_ATTEMPTS: u32 = 5;
 /// How long to wait for another pull that holds the same blob's ingest.
 const SHARED_WAIT: Duration = Duration::from_secs(600);
+/// Most pages of a tag list followed.
+const MAX_TAG_PAGES: usize = 100;
 
 /// How the client behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -589,6 +591,52 @@ impl Client {
         Ok(())
     }
 
+    /// Every tag of the repository `reference` names (`GET /v2/<name>/tags/list`,
+    /// following `Link: <…>; rel="next"` pages), for `docker pull -a`.
+    pub async fn tags(
+        &self,
+        reference: &Reference,
+        creds: Option<Credentials>,
+    ) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let repo = self.repo(reference, creds, false);
+        let mut url = repo.url("tags/list");
+        let mut out = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let response = repo.send("GET", &url, |h| h.get(&url)).await?;
+            if !response.status().is_success() {
+                return Err(repo.status_error("GET", &url, response).await);
+            }
+            let next = next_link(&response);
+            let body = read_limited(response, MAX_MANIFEST_SIZE, "tag list")
+                .await
+                .map_err(|e| match e {
+                    crate::http::ReadError::Http(source) => ClientError::Http {
+                        method: "GET",
+                        url: url.clone(),
+                        source,
+                    },
+                    crate::http::ReadError::Client(e) => e,
+                })?;
+            let list: TagList =
+                serde_json::from_slice(&body).map_err(|e| ClientError::InvalidManifest {
+                    reference: reference.to_string(),
+                    reason: format!("tag list: {e}"),
+                })?;
+            out.extend(list.tags.unwrap_or_default());
+            match next {
+                Some(path) if path.starts_with('/') => url = format!("{}{path}", repo.base),
+                Some(absolute) => url = absolute,
+                None => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
     /// `docker login`: checks `creds` against the registry at `server` (`host[:port]`, a
     /// URL, or Docker Hub's index address) with `GET /v2/`, answering its challenge.
     pub async fn login(&self, server: &str, creds: Credentials) -> Result<()> {
@@ -613,6 +661,21 @@ impl Client {
             "login attempt to {url} failed with status: {status}"
         )))
     }
+}
+
+/// The target of a `Link: <url>; rel="next"` header.
+fn next_link(response: &reqwest::Response) -> Option<String> {
+    let value = response
+        .headers()
+        .get(reqwest::header::LINK)?
+        .to_str()
+        .ok()?;
+    let (target, params) = value.split_once(';')?;
+    if !params.replace(' ', "").contains("rel=\"next\"") {
+        return None;
+    }
+    let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+    Some(target.to_owned())
 }
 
 /// `(host, PEM)` for every `<dir>/<host>/*.crt`; a missing `dir` has none.

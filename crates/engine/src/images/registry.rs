@@ -159,6 +159,55 @@ impl Images {
     /// records its digest. Nothing is sent on `out` before the manifest is resolved, so an
     /// `Err` with nothing sent is the request's status; later errors are for the stream.
     pub async fn pull(self: &Arc<Self>, request: PullRequest, out: Messages) -> Result<()> {
+        let named = Reference::parse_normalized(&request.image).map_err(cat)?;
+        if request.tag.is_empty() && named.is_name_only() {
+            return self.pull_all_tags(named, request, out).await;
+        }
+        self.pull_one(request, &out, true).await?;
+        Ok(())
+    }
+
+    /// `docker pull -a`: every tag of the repository, one after the other.
+    async fn pull_all_tags(
+        self: &Arc<Self>,
+        named: Reference,
+        request: PullRequest,
+        out: Messages,
+    ) -> Result<()> {
+        let creds = credentials(&request.auth)?;
+        let tags = self
+            .client()?
+            .tags(&named, creds)
+            .await
+            .map_err(registry_error)?;
+        let mut newer = false;
+        for tag in tags {
+            let one = PullRequest {
+                tag,
+                ..request.clone()
+            };
+            newer |= self.pull_one(one, &out, false).await?;
+        }
+        let shown = named.familiar_name();
+        send(
+            &out,
+            status(if newer {
+                format!("Status: Downloaded newer image for {shown}")
+            } else {
+                format!("Status: Image is up to date for {shown}")
+            }),
+        );
+        Ok(())
+    }
+
+    /// One reference; whether it brought a newer image. `pull -a` sends one `Status:`
+    /// line for the repository instead of one per tag.
+    async fn pull_one(
+        self: &Arc<Self>,
+        request: PullRequest,
+        out: &Messages,
+        final_status: bool,
+    ) -> Result<bool> {
         let reference = pull_reference(&request.image, &request.tag)?;
         let platform = if request.platform.is_empty() {
             Platform::linux_amd64()
@@ -171,15 +220,21 @@ impl Images {
             None => reference.tag().unwrap_or("latest").to_owned(),
         };
         let path = reference.path().to_owned();
+        let fetched = std::sync::Mutex::new(Vec::new());
         let on_progress = |event: Progress| {
-            if event == Progress::Resolved {
-                send(
-                    &out,
+            match &event {
+                Progress::Resolved => send(
+                    out,
                     json!({ "status": format!("Pulling from {path}"), "id": version }),
-                );
+                ),
+                Progress::Waiting { id } => fetched
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(id.clone()),
+                _ => {}
             }
             if let Some(m) = pull_message(&event) {
-                send(&out, m);
+                send(out, m);
             }
         };
         let store = self.store.clone();
@@ -188,28 +243,26 @@ impl Images {
             .pull(&reference, &platform, creds, store.content(), &on_progress)
             .await
             .map_err(registry_error)?;
-        let fresh: Vec<String> = pulled
-            .layers
-            .iter()
-            .map(|l| l.digest.hex()[..12].to_owned())
-            .collect();
         let previous = store.resolve(&reference.familiar_string()).ok();
         let id = self.register_pulled(&reference, &pulled).await?;
-        for short in fresh {
-            send(&out, layer_status("Pull complete", &short));
+        for short in fetched.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            send(out, layer_status("Pull complete", &short));
         }
-        send(&out, status(format!("Digest: {}", pulled.digest)));
+        send(out, status(format!("Digest: {}", pulled.digest)));
         let shown = reference.familiar_string();
-        send(
-            &out,
-            status(if previous.as_ref() == Some(&id) {
-                format!("Status: Image is up to date for {shown}")
-            } else {
-                format!("Status: Downloaded newer image for {shown}")
-            }),
-        );
+        let newer = previous.as_ref() != Some(&id);
+        if final_status {
+            send(
+                out,
+                status(if newer {
+                    format!("Status: Downloaded newer image for {shown}")
+                } else {
+                    format!("Status: Image is up to date for {shown}")
+                }),
+            );
+        }
         self.publish("pull", &shown, Some(shown.clone()));
-        Ok(())
+        Ok(newer)
     }
 
     /// Registers a pulled image: layers unpacked, the tag (if the reference had one) and
