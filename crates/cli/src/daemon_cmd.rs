@@ -123,6 +123,7 @@ const FILE_KEYS: &[&str] = &[
     "insecure-registries",
     "max-concurrent-downloads",
     "max-concurrent-uploads",
+    "registry-mirrors",
 ];
 
 const CERTS_DIR: &str = "/etc/berth/certs.d";
@@ -133,6 +134,19 @@ fn registry_options(file: &Map<String, Value>) -> Result<RegistryOptions> {
         certs_dir: Some(CERTS_DIR.into()),
         ..RegistryOptions::default()
     };
+    if let Some(value) = file.get("registry-mirrors") {
+        options.registry_mirrors = serde_json::from_value(value.clone())
+            .context("registry-mirrors in the configuration file must be a list of URLs")?;
+        if let Some(bad) = options
+            .registry_mirrors
+            .iter()
+            .find(|m| !m.starts_with("http://") && !m.starts_with("https://"))
+        {
+            bail!(
+                "invalid mirror: unsupported scheme in {bad:?}: must use either 'https' or 'http'"
+            );
+        }
+    }
     if let Some(value) = file.get("insecure-registries") {
         options.insecure_registries = serde_json::from_value(value.clone())
             .context("insecure-registries in the configuration file must be a list of strings")?;
@@ -585,6 +599,7 @@ mod tests {
             r#"{"insecure-registries":"10.0.0.5"}"#,
             r#"{"max-concurrent-downloads":0}"#,
             r#"{"max-concurrent-uploads":"3"}"#,
+            r#"{"registry-mirrors":["mirror.example"]}"#,
         ] {
             let file: Map<String, Value> = serde_json::from_str(bad).expect("json");
             assert!(registry_options(&file).is_err(), "{bad}");

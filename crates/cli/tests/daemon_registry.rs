@@ -573,3 +573,42 @@ fn kill_9_mid_pull_leaves_no_image_and_pulling_again_works() {
         "the second pull started over"
     );
 }
+
+#[test]
+fn docker_hub_names_pull_from_a_registry_mirror() {
+    if !usable() {
+        return;
+    }
+    let registry = RegistryProcess::start(&[]);
+    let dir = tempfile::Builder::new()
+        .prefix("berth-d")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let config = serde_json::json!({ "registry-mirrors": [format!("http://{}", registry.addr)] });
+    std::fs::write(dir.path().join("daemon.json"), config.to_string()).expect("daemon.json");
+    let env = Env {
+        daemon: Daemon::start_in(dir, &[]),
+    };
+    let id = env.import_busybox("seed:1");
+    // The mirror holds `library/busybox`, as a pull-through cache of Docker Hub would.
+    let on_mirror = format!("{}/library/busybox:latest", registry.addr);
+    env.ok(&["tag", "seed:1", &on_mirror]);
+    env.ok(&["push", &on_mirror]);
+    env.ok(&["rmi", "seed:1", &on_mirror]);
+    assert!(env.ids().is_empty());
+
+    // No internet here: this can only come from the mirror.
+    let out = env.ok(&["pull", "busybox"]);
+    assert!(
+        out.contains("Status: Downloaded newer image for busybox:latest"),
+        "{out}"
+    );
+    assert_eq!(env.ids(), vec![id]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "busybox", "echo", "mirrored"]),
+        "mirrored\n"
+    );
+    // A name the mirror lacks falls back to Docker Hub, which cannot be reached.
+    let err = env.fails(&["pull", "alpine"]);
+    assert!(err.contains("registry-1.docker.io"), "{err}");
+}

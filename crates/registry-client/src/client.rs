@@ -41,6 +41,8 @@ pub struct Options {
     /// Docker's `certs.d`: `<dir>/<host[:port]>/*.crt` are extra CA roots, and a registry
     /// with such a directory is always reached over HTTPS, even on loopback.
     pub certs_dir: Option<PathBuf>,
+    /// dockerd's `registry-mirrors`: base URLs tried, in order, for Docker Hub images.
+    pub registry_mirrors: Vec<String>,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
             certs_dir: None,
+            registry_mirrors: Vec::new(),
         }
     }
 }
@@ -202,8 +205,9 @@ impl Client {
         store: &ContentStore,
         progress: ProgressFn<'_>,
     ) -> Result<Pulled> {
-        let repo = self.repo(reference, creds, false);
-        let (config, layers, digest) = self.resolve(&repo, reference, platform).await?;
+        let (repo, (config, layers, digest)) = self
+            .resolve_with_mirrors(reference, platform, creds)
+            .await?;
         progress(Progress::Resolved);
         self.fetch_blob(&repo, &config, store, &|_| {}).await?;
         // Owned items: a closure taking `&Descriptor` makes the future not `Send` for
@@ -230,6 +234,30 @@ impl Client {
         })
     }
 
+    /// Resolves `reference` on the first of the registry mirrors that has it (Docker Hub
+    /// names only), else on its registry; the blobs then come from the same place.
+    async fn resolve_with_mirrors(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        creds: Option<Credentials>,
+    ) -> Result<(Repo<'_>, Resolved)> {
+        if api_host(reference.domain()) == api_host("docker.io") {
+            for mirror in &self.options.registry_mirrors {
+                let base = mirror.trim_end_matches('/').to_owned();
+                // Mirrors are anonymous: Docker Hub credentials are not theirs to see.
+                let repo = Repo::new(&self.http, base, reference.path().to_owned(), None, false);
+                match self.resolve(&repo, reference, platform).await {
+                    Ok(resolved) => return Ok((repo, resolved)),
+                    Err(e) => tracing::info!("mirror {mirror}: {e}; trying the next source"),
+                }
+            }
+        }
+        let repo = self.repo(reference, creds, false);
+        let resolved = self.resolve(&repo, reference, platform).await?;
+        Ok((repo, resolved))
+    }
+
     /// The config and layers of the image manifest `reference` names for `platform`, and
     /// the digest of the manifest the reference named.
     async fn resolve(
@@ -237,7 +265,7 @@ impl Client {
         repo: &Repo<'_>,
         reference: &Reference,
         platform: &Platform,
-    ) -> Result<(Descriptor, Vec<Descriptor>, Digest)> {
+    ) -> Result<Resolved> {
         let name = reference.clone().with_default_tag();
         let tag_or_digest = match name.digest() {
             Some(d) => d.as_str().to_owned(),
@@ -705,6 +733,9 @@ fn read_certs_dir(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     }
     Ok(out)
 }
+
+/// An image manifest's config and layers, and the digest of what the reference named.
+type Resolved = (Descriptor, Vec<Descriptor>, Digest);
 
 enum Interrupted {
     /// The connection broke or the server stumbled: try again from the current offset.
