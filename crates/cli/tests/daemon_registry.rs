@@ -73,6 +73,59 @@ impl RegistryProcess {
     }
 }
 
+impl RegistryProcess {
+    /// Debian's `docker-registry` (the CNCF distribution server) on a free loopback port,
+    /// or `None` when it is not installed.
+    fn start_distribution() -> Option<RegistryProcess> {
+        if Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return None;
+        }
+        let root = tempfile::Builder::new()
+            .prefix("berth-dist")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = root.path().join("config.yml");
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: {addr}\n",
+            root.path().join("data").display()
+        );
+        std::fs::write(&config, yaml).expect("config");
+        let log = std::fs::File::create(root.path().join("registry.log")).expect("log");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn docker-registry");
+        let registry = RegistryProcess {
+            child,
+            addr,
+            _root: root,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&registry.addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen in time"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(registry)
+    }
+}
+
 impl Drop for RegistryProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -611,4 +664,52 @@ fn docker_hub_names_pull_from_a_registry_mirror() {
     // A name the mirror lacks falls back to Docker Hub, which cannot be reached.
     let err = env.fails(&["pull", "alpine"]);
     assert!(err.contains("registry-1.docker.io"), "{err}");
+}
+
+#[test]
+fn push_and_pull_through_the_cncf_distribution_registry() {
+    if !usable() {
+        return;
+    }
+    let Some(registry) = RegistryProcess::start_distribution() else {
+        eprintln!("skipped: docker-registry is not installed (scripts/deps.sh)");
+        return;
+    };
+    let env = Env::new();
+    let id = env.import_busybox("busybox:latest");
+    let name = format!("{}/dist/busybox", registry.addr);
+    let tagged = format!("{name}:1");
+    env.ok(&["tag", "busybox", &tagged]);
+    let out = env.ok(&["push", &tagged]);
+    let digest = pushed_digest(&out, "1");
+    if let Some(inspect) = skopeo_optional(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{tagged}"),
+    ]) {
+        let inspect: serde_json::Value = serde_json::from_str(&inspect).expect("inspect json");
+        assert_eq!(
+            inspect["Digest"],
+            digest.as_str(),
+            "distribution stores our digest"
+        );
+    }
+    let again = env.ok(&["push", &tagged]);
+    assert!(again.contains(": Layer already exists"), "{again}");
+    env.ok(&["rmi", "busybox", &tagged]);
+    let out = env.ok(&["pull", &tagged]);
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert_eq!(env.ids(), vec![id.clone()]);
+    env.ok(&["rmi", &tagged]);
+    env.ok(&["pull", &format!("{name}@{digest}")]);
+    assert_eq!(env.ids(), vec![id]);
+    let run = env.docker(&["run", "--rm", &tagged, "echo", "cncf"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), "cncf\n");
+}
+
+/// [`skopeo`] when it is installed.
+fn skopeo_optional(args: &[&str]) -> Option<String> {
+    Command::new("skopeo").arg("--version").output().ok()?;
+    skopeo(args)
 }
