@@ -713,3 +713,43 @@ fn skopeo_optional(args: &[&str]) -> Option<String> {
     Command::new("skopeo").arg("--version").output().ok()?;
     skopeo(args)
 }
+
+#[test]
+fn two_concurrent_pulls_of_one_image_both_succeed() {
+    if !usable() {
+        return;
+    }
+    let registry = RegistryProcess::start(&[]);
+    let env = Env::new();
+    let id = env.import_busybox("busybox:latest");
+    let tagged = format!("{}/twice/busybox:1", registry.addr);
+    env.ok(&["tag", "busybox", &tagged]);
+    env.ok(&["push", &tagged]);
+    env.ok(&["rmi", "busybox", &tagged]);
+    let pulls: Vec<Child> = (0..2)
+        .map(|_| {
+            Command::new("docker")
+                .args(["pull", &tagged])
+                .env(
+                    "DOCKER_HOST",
+                    format!("unix://{}", env.daemon.socket.display()),
+                )
+                .env("DOCKER_CONFIG", env.dir().join("docker-config"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("docker pull")
+        })
+        .collect();
+    for mut pull in pulls {
+        let status = wait_bounded(&mut pull, Duration::from_secs(60));
+        let mut stderr = String::new();
+        if let Some(mut e) = pull.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+        }
+        assert_eq!(status, Some(0), "a concurrent pull failed: {stderr}");
+    }
+    assert_eq!(env.ids(), vec![id]);
+    assert_eq!(env.ok(&["run", "--rm", &tagged, "echo", "once"]), "once\n");
+}
