@@ -274,6 +274,14 @@ fn push_rmi_pull_run_through_berth_registry() {
     assert!(!again.contains(": Pushed"), "{again}");
     assert_eq!(pushed_digest(&again, "1"), digest);
 
+    // Another repository on the same registry mounts the layers from the first.
+    let other = format!("{}/other/busybox:1", registry.addr);
+    env.ok(&["tag", "busybox", &other]);
+    let out = env.ok(&["push", &other]);
+    assert!(out.contains(": Mounted from test/busybox"), "{out}");
+    assert_eq!(pushed_digest(&out, "1"), digest);
+    env.ok(&["rmi", &other]);
+
     env.ok(&["rmi", "busybox", &tagged]);
     assert!(env.ids().is_empty(), "{:?}", env.ids());
 

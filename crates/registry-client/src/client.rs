@@ -78,6 +78,8 @@ pub enum Progress {
     DownloadComplete { id: String },
     /// The registry already has the blob (push).
     LayerExists { id: String },
+    /// The registry linked the blob from another repository (push).
+    Mounted { id: String, from: String },
     /// Bytes sent so far (push).
     Pushing {
         id: String,
@@ -110,6 +112,9 @@ pub struct PushImage {
     pub config: Descriptor,
     /// The layers, bottom first, each with the id progress reports it by.
     pub layers: Vec<(Descriptor, String)>,
+    /// Repositories (paths) of the same registry that already hold this image's blobs:
+    /// missing blobs are mounted from the first that has them instead of uploaded.
+    pub mount_from: Vec<String>,
 }
 
 /// What the registry now holds under the tag.
@@ -507,21 +512,28 @@ impl Client {
         image: &PushImage,
         progress: ProgressFn<'_>,
     ) -> Result<Pushed> {
-        let repo = self.repo(reference, creds, true);
+        let mut repo = self.repo(reference, creds, true);
+        repo.extra_scopes = image
+            .mount_from
+            .iter()
+            .map(|from| format!("repository:{from}:pull"))
+            .collect();
         let repo = &repo;
+        let mount_from = &image.mount_from;
         let uploads = image
             .layers
             .clone()
             .into_iter()
-            .map(
-                |(desc, id)| async move { self.push_blob(repo, &desc, &id, store, progress).await },
-            );
+            .map(|(desc, id)| async move {
+                self.push_blob(repo, &desc, &id, mount_from, store, progress)
+                    .await
+            });
         let results: Vec<Result<()>> = futures_util::stream::iter(uploads)
             .buffered(self.options.max_concurrent_uploads.max(1))
             .collect()
             .await;
         results.into_iter().collect::<Result<Vec<()>>>()?;
-        self.push_blob(repo, &image.config, "config", store, &|_| {})
+        self.push_blob(repo, &image.config, "config", mount_from, store, &|_| {})
             .await?;
         let layers: Vec<Descriptor> = image.layers.iter().map(|(d, _)| d.clone()).collect();
         let body = manifest::docker_manifest(&image.config, &layers);
@@ -558,6 +570,7 @@ impl Client {
         repo: &Repo<'_>,
         desc: &Descriptor,
         id: &str,
+        mount_from: &[String],
         store: &ContentStore,
         progress: ProgressFn<'_>,
     ) -> Result<()> {
@@ -566,6 +579,15 @@ impl Client {
         if head.status().is_success() {
             progress(Progress::LayerExists { id: id.to_owned() });
             return Ok(());
+        }
+        for from in mount_from.iter().filter(|f| **f != repo.path) {
+            if self.mount(repo, desc, from).await? {
+                progress(Progress::Mounted {
+                    id: id.to_owned(),
+                    from: from.clone(),
+                });
+                return Ok(());
+            }
         }
         let start = repo.url("blobs/uploads/");
         let response = repo
@@ -617,6 +639,20 @@ impl Client {
         });
         progress(Progress::Pushed { id: id.to_owned() });
         Ok(())
+    }
+
+    /// Asks the registry to link `desc` from the repository `from` (`POST
+    /// ?mount=&from=`): `201` means done; anything else (`202` opens an upload session,
+    /// which is left to expire) means upload it.
+    async fn mount(&self, repo: &Repo<'_>, desc: &Descriptor, from: &str) -> Result<bool> {
+        let url = repo.url("blobs/uploads/");
+        let query = [("mount", desc.digest.as_str()), ("from", from)];
+        let response = repo
+            .send("POST", &url, |h| {
+                h.post(&url).query(&query).header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        Ok(response.status() == StatusCode::CREATED)
     }
 
     /// Every tag of the repository `reference` names (`GET /v2/<name>/tags/list`,

@@ -48,6 +48,8 @@ pub(crate) struct Repo<'a> {
     creds: Option<Credentials>,
     /// `pull` or `pull,push`: the scope we ask a token server for.
     actions: &'static str,
+    /// More scopes to ask a token for (`repository:<from>:pull` for mounts).
+    pub(crate) extra_scopes: Vec<String>,
     authorization: Mutex<Option<String>>,
 }
 
@@ -137,6 +139,7 @@ impl<'a> Repo<'a> {
             path,
             creds,
             actions: if push { "pull,push" } else { "pull" },
+            extra_scopes: Vec::new(),
             authorization: Mutex::new(authorization),
         }
     }
@@ -222,11 +225,12 @@ impl<'a> Repo<'a> {
                 // Docker asks for the scope it needs rather than the one the 401 named, so
                 // one token serves every request of the session.
                 // A login (no repository) asks for no scope at all.
-                let scopes: Vec<String> = if self.path.is_empty() {
+                let mut scopes: Vec<String> = if self.path.is_empty() {
                     Vec::new()
                 } else {
                     vec![format!("repository:{}:{}", self.path, self.actions)]
                 };
+                scopes.extend(self.extra_scopes.iter().cloned());
                 let token = fetch_token(
                     self.http,
                     &realm,

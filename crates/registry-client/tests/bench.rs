@@ -110,6 +110,7 @@ async fn run(kind: &str, content: Vec<u8>) -> Result<()> {
             },
             "layer".into(),
         )],
+        mount_from: Vec::new(),
     };
     let registry = Registry::open(&dir.path().join("registry"), Default::default())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -138,6 +138,7 @@ fn make_image(store: &ContentStore, arch: &str, layers: &[&[u8]]) -> Result<Push
     Ok(PushImage {
         config: desc(DOCKER_CONFIG, config.len(), digest),
         layers: descs,
+        mount_from: Vec::new(),
     })
 }
 
@@ -248,6 +249,32 @@ async fn push_then_pull_by_tag_and_by_digest() -> Result<()> {
             .iter()
             .filter(|p| !matches!(p, Progress::Resolved))
             .all(|p| matches!(p, Progress::AlreadyExists { .. })),
+        "{:?}",
+        events.all()
+    );
+
+    // Another repository of the registry mounts the blobs instead of receiving them.
+    let other = server.reference("other/img:1")?;
+    let mounting = PushImage {
+        mount_from: vec!["test/img".to_owned()],
+        ..image.clone()
+    };
+    let events = Events::default();
+    let pushed3 = client()?
+        .push(&other, None, &src, &mounting, &|p| events.push(p))
+        .await?;
+    assert_eq!(pushed3.digest, pushed.digest);
+    let mounted = events
+        .all()
+        .iter()
+        .filter(|p| matches!(p, Progress::Mounted { from, .. } if from == "test/img"))
+        .count();
+    assert_eq!(mounted, 4, "{:?}", events.all());
+    assert!(
+        !events
+            .all()
+            .iter()
+            .any(|p| matches!(p, Progress::Pushed { .. })),
         "{:?}",
         events.all()
     );

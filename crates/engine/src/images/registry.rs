@@ -144,6 +144,7 @@ fn pull_message(event: &Progress) -> Option<Value> {
         Progress::Verifying { id } => layer_status("Verifying Checksum", id),
         Progress::DownloadComplete { id } => layer_status("Download complete", id),
         Progress::LayerExists { id } => layer_status("Layer already exists", id),
+        Progress::Mounted { id, from } => layer_status(&format!("Mounted from {from}"), id),
         Progress::Pushing { id, current, total } => layer_progress("Pushing", id, *current, *total),
         Progress::Pushed { id } => layer_status("Pushed", id),
     })
@@ -303,14 +304,20 @@ impl Images {
         let shown = reference.familiar_string();
         let store = self.store.clone();
         let lookup = shown.clone();
-        let dist = blocking(move || {
-            store.distribution(&lookup).map_err(|e| match e {
+        let (dist, repo_digests) = blocking(move || {
+            let missing = |e| match e {
                 berth_image::ImageError::NoSuchImage { .. } => CategorizedError::new(
                     Category::NotFound,
                     format!("An image does not exist locally with the tag: {lookup}"),
                 ),
                 e => cat(e),
-            })
+            };
+            let dist = store.distribution(&lookup).map_err(missing)?;
+            let digests = store
+                .inspect(dist.id.as_str())
+                .map(|i| i.repo_digests)
+                .unwrap_or_default();
+            Ok((dist, digests))
         })
         .await?;
         send(
@@ -320,7 +327,7 @@ impl Images {
                 reference.clone().name_only().familiar_name()
             )),
         );
-        let image = push_image(&dist);
+        let image = push_image(&dist, mount_sources(&reference, &repo_digests));
         for (_, id) in image.layers.iter().rev() {
             send(&out, layer_status("Preparing", id));
         }
@@ -382,7 +389,7 @@ impl Images {
 
 /// Descriptors for the stored blobs: Docker's media types for gzip layers (so the manifest
 /// is the one `docker push` makes), OCI's for the others.
-fn push_image(dist: &berth_image::Distribution) -> PushImage {
+fn push_image(dist: &berth_image::Distribution, mount_from: Vec<String>) -> PushImage {
     let all_gzip = dist.layers.iter().all(|l| l.compression == "gzip");
     let layers = dist
         .layers
@@ -411,7 +418,21 @@ fn push_image(dist: &berth_image::Distribution) -> PushImage {
             platform: None,
         },
         layers,
+        mount_from,
     }
+}
+
+/// Repositories of `target`'s registry the image was pulled from or pushed to (its
+/// `RepoDigests`), where the registry can mount its blobs from.
+fn mount_sources(target: &Reference, repo_digests: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = repo_digests
+        .iter()
+        .filter_map(|d| Reference::parse_normalized(d).ok())
+        .filter(|r| r.domain() == target.domain() && r.path() != target.path())
+        .map(|r| r.path().to_owned())
+        .collect();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]
