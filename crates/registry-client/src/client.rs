@@ -329,6 +329,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        let announced = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok());
         let what = format!("manifest {shown}");
         let bytes = read_limited(response, MAX_MANIFEST_SIZE, &what)
             .await
@@ -341,7 +346,8 @@ impl Client {
                 crate::http::ReadError::Client(e) => e,
             })?;
         let digest = Digest::sha256_of(&bytes);
-        if let Some(want) = expected.filter(|w| **w != digest) {
+        // By tag, the registry's Docker-Content-Digest is the only claim to check against.
+        if let Some(want) = expected.or(announced.as_ref()).filter(|w| **w != digest) {
             return Err(ClientError::InvalidManifest {
                 reference: shown.to_owned(),
                 reason: format!("content digest {digest} does not match {want}"),

@@ -705,7 +705,7 @@ async fn a_connection_that_always_drops_fails_cleanly() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_manifest_is_refused() -> Result<()> {
+async fn an_oversized_or_misdigested_manifest_is_refused() -> Result<()> {
     let server = Server::with_front(|registry| {
         Router::new().fallback(move |req: Request| {
             let registry = registry.clone();
@@ -715,6 +715,15 @@ async fn an_oversized_manifest_is_refused() -> Result<()> {
                     r.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static(manifest::DOCKER_MANIFEST),
+                    );
+                    return r;
+                }
+                if req.uri().path().ends_with("/manifests/lying") {
+                    // A valid manifest whose announced digest is another's.
+                    let mut r = (StatusCode::OK, r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","size":1,"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"layers":[]}"#).into_response();
+                    r.headers_mut().insert(
+                        "docker-content-digest",
+                        HeaderValue::from_static("sha256:1111111111111111111111111111111111111111111111111111111111111111"),
                     );
                     return r;
                 }
@@ -744,6 +753,18 @@ async fn an_oversized_manifest_is_refused() -> Result<()> {
             .context("accepted a huge manifest")?;
         assert!(matches!(err, ClientError::TooLarge { .. }), "{tag}: {err}");
     }
+    let err = client()?
+        .pull(
+            &server.reference("big/img:lying")?,
+            &Platform::linux_amd64(),
+            None,
+            &dst,
+            &|_| {},
+        )
+        .await
+        .err()
+        .context("accepted a manifest that is not what the registry said")?;
+    assert!(err.to_string().contains("does not match"), "{err}");
     Ok(())
 }
 
