@@ -761,3 +761,54 @@ fn two_concurrent_pulls_of_one_image_both_succeed() {
     assert_eq!(env.ids(), vec![id]);
     assert_eq!(env.ok(&["run", "--rm", &tagged, "echo", "once"]), "once\n");
 }
+
+#[test]
+fn a_loaded_image_is_pushed_with_gzip_layers() {
+    if !usable() {
+        return;
+    }
+    let registry = RegistryProcess::start(&[]);
+    let env = Env::new();
+    let id = env.import_busybox("busybox:latest");
+    // `docker load` keeps the archive's uncompressed layer as it came.
+    let archive = env.dir().join("saved.tar");
+    env.ok(&["save", "-o", &archive.display().to_string(), "busybox"]);
+    env.ok(&["rmi", "busybox"]);
+    env.ok(&["load", "-i", &archive.display().to_string()]);
+    let layerdb = env.daemon.data_root.join("images/layerdb");
+    let plain = std::fs::read_dir(&layerdb)
+        .expect("layerdb")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|record| record.contains(r#""compression":"none""#));
+    assert!(
+        plain,
+        "the loaded layer is not stored uncompressed; the test proves nothing"
+    );
+    let tagged = format!("{}/loaded/busybox:1", registry.addr);
+    env.ok(&["tag", "busybox", &tagged]);
+    let digest = pushed_digest(&env.ok(&["push", &tagged]), "1");
+    if let Some(raw) = skopeo_optional(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{tagged}"),
+    ]) {
+        let manifest: serde_json::Value = serde_json::from_str(&raw).expect("manifest json");
+        assert_eq!(
+            manifest["mediaType"],
+            "application/vnd.docker.distribution.manifest.v2+json"
+        );
+        assert_eq!(
+            manifest["layers"][0]["mediaType"],
+            "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        );
+    }
+    // The same bytes again: the compression is deterministic.
+    let again = env.ok(&["push", &tagged]);
+    assert_eq!(pushed_digest(&again, "1"), digest);
+    assert!(again.contains(": Layer already exists"), "{again}");
+    env.ok(&["rmi", "busybox", &tagged]);
+    env.ok(&["pull", &tagged]);
+    assert_eq!(env.ids(), vec![id]);
+}

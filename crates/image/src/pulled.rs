@@ -1,6 +1,8 @@
 //! Registering an image whose blobs are already in the content store: what a registry
 //! client does after fetching (and verifying) a manifest's config and layers.
 
+use std::io;
+
 use berth_reference::{Digest, ImageId, Reference};
 
 use crate::config::{ImageConfig, chain_ids};
@@ -128,5 +130,28 @@ impl ImageStore {
             config_size,
             layers,
         })
+    }
+}
+
+impl ImageStore {
+    /// A gzip copy of the stored uncompressed layer blob `blob`, for a registry push
+    /// (Docker compresses such layers too). The copy goes into the content store; the
+    /// compression is deterministic, so pushing again finds the same digest.
+    pub fn gzip_blob(&self, blob: &Digest) -> Result<(Digest, u64)> {
+        let mut input = self.content.get(&to_content(blob)?)?;
+        let root = self.content.root().to_owned();
+        let writer = self.content.writer(None, None)?;
+        let mut gz = flate2::write::GzEncoder::new(
+            io::BufWriter::with_capacity(1 << 20, writer),
+            flate2::Compression::default(),
+        );
+        io::copy(&mut input, &mut gz).map_err(ImageError::io("compress blob", &root))?;
+        let writer = gz
+            .finish()
+            .and_then(|b| b.into_inner().map_err(io::IntoInnerError::into_error))
+            .map_err(ImageError::io("compress blob", &root))?;
+        let size = writer.offset();
+        let digest = crate::store::from_content(&writer.commit()?)?;
+        Ok((digest, size))
     }
 }

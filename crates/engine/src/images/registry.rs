@@ -312,7 +312,8 @@ impl Images {
                 ),
                 e => cat(e),
             };
-            let dist = store.distribution(&lookup).map_err(missing)?;
+            let mut dist = store.distribution(&lookup).map_err(missing)?;
+            gzip_plain_layers(&store, &mut dist)?;
             let digests = store
                 .inspect(dist.id.as_str())
                 .map(|i| i.repo_digests)
@@ -420,6 +421,33 @@ fn push_image(dist: &berth_image::Distribution, mount_from: Vec<String>) -> Push
         layers,
         mount_from,
     }
+}
+
+/// Replaces the uncompressed layers (those `docker load` stored as they came) by gzip
+/// copies, as dockerd pushes them; one thread per layer.
+fn gzip_plain_layers(store: &ImageStore, dist: &mut berth_image::Distribution) -> Result<()> {
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = dist
+            .layers
+            .iter_mut()
+            .filter(|l| l.compression == "none")
+            .map(|layer| {
+                scope.spawn(move || -> Result<()> {
+                    let (blob, size) = store.gzip_blob(&layer.blob).map_err(cat)?;
+                    layer.blob = blob;
+                    layer.size = size;
+                    layer.compression = "gzip".to_owned();
+                    Ok(())
+                })
+            })
+            .collect();
+        for job in jobs {
+            job.join().map_err(|_| {
+                CategorizedError::new(Category::System, "layer compression panicked")
+            })??;
+        }
+        Ok(())
+    })
 }
 
 /// Repositories of `target`'s registry the image was pulled from or pushed to (its
