@@ -155,11 +155,18 @@ impl Client {
         let mut tls_hosts = BTreeSet::new();
         if let Some(dir) = &options.certs_dir {
             for (host, pem) in read_certs_dir(dir)? {
-                let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| ClientError::Io {
-                    op: format!("read CA certificate for {host}"),
+                let bad = |e: String| ClientError::Io {
+                    op: format!("read CA certificates for {host}"),
                     source: std::io::Error::other(e),
-                })?;
-                builder = builder.add_root_certificate(cert);
+                };
+                let certs =
+                    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+                if certs.is_empty() {
+                    return Err(bad("no PEM certificate in the file".to_owned()));
+                }
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
                 tls_hosts.insert(host);
             }
         }
@@ -735,11 +742,16 @@ impl Client {
 
 /// The target of a `Link: <url>; rel="next"` header.
 fn next_link(response: &reqwest::Response) -> Option<String> {
-    let value = response
-        .headers()
-        .get(reqwest::header::LINK)?
-        .to_str()
-        .ok()?;
+    parse_next_link(
+        response
+            .headers()
+            .get(reqwest::header::LINK)?
+            .to_str()
+            .ok()?,
+    )
+}
+
+fn parse_next_link(value: &str) -> Option<String> {
     let (target, params) = value.split_once(';')?;
     if !params.replace(' ', "").contains("rel=\"next\"") {
         return None;
@@ -794,7 +806,10 @@ fn retry_if_http(e: ClientError) -> Interrupted {
 
 /// The first byte a `206` covers (`Content-Range: bytes 100-199/200`).
 fn range_start(response: &reqwest::Response) -> Option<u64> {
-    let value = response.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+    parse_range_start(response.headers().get(CONTENT_RANGE)?.to_str().ok()?)
+}
+
+fn parse_range_start(value: &str) -> Option<u64> {
     let range = value.strip_prefix("bytes ")?;
     range.split('-').next()?.trim().parse().ok()
 }
@@ -870,6 +885,52 @@ mod tests {
             Some(format!("https://other/up/1?digest={d}"))
         );
         assert!(upload_url("http://h:1", "relative/x", &d).is_err());
+    }
+
+    #[test]
+    fn link_and_range_headers() {
+        assert_eq!(
+            parse_next_link(r#"</v2/a/tags/list?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?last=b&n=2")
+        );
+        for bad in [
+            "",
+            "</x>",
+            r#"</x>; rel="prev""#,
+            r#"/x; rel="next""#,
+            r#"<x; rel="next""#,
+        ] {
+            assert_eq!(parse_next_link(bad), None, "{bad}");
+        }
+        assert_eq!(parse_range_start("bytes 100-199/200"), Some(100));
+        for bad in [
+            "",
+            "bytes */200",
+            "items 1-2/3",
+            "bytes -1-2/3",
+            "bytes 99999999999999999999-1/2",
+        ] {
+            assert_eq!(parse_range_start(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn certs_dirs_are_read_per_host() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        assert!(read_certs_dir(&dir.path().join("missing")).is_ok_and(|c| c.is_empty()));
+        let host = dir.path().join("127.0.0.1:5000");
+        std::fs::create_dir_all(&host).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(host.join("ca.crt"), b"not a certificate").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(host.join("client.key"), b"ignored").unwrap_or_else(|e| panic!("{e}"));
+        let certs = read_certs_dir(dir.path()).unwrap_or_default();
+        assert_eq!(certs.len(), 1);
+        assert_eq!(certs[0].0, "127.0.0.1:5000");
+        // Garbage where a certificate should be is an error, not a silent skip.
+        let options = Options {
+            certs_dir: Some(dir.path().to_owned()),
+            ..Options::default()
+        };
+        assert!(Client::new(options).is_err());
     }
 
     #[test]

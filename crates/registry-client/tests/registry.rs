@@ -253,6 +253,8 @@ async fn push_then_pull_by_tag_and_by_digest() -> Result<()> {
         events.all()
     );
 
+    assert_eq!(client()?.tags(&reference, None).await?, ["1"]);
+
     // Another repository of the registry mounts the blobs instead of receiving them.
     let other = server.reference("other/img:1")?;
     let mounting = PushImage {
