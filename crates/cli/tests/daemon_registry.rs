@@ -333,10 +333,17 @@ fn push_rmi_pull_run_through_berth_registry() {
     );
     assert_eq!(env.ids(), vec![id]);
 
-    // `pull -a`: every tag of the repository.
+    // `push -a` and `pull -a`: every tag of the repository.
     let second = format!("{name}:2");
     env.ok(&["tag", &tagged, &second]);
-    env.ok(&["push", &second]);
+    let out = env.ok(&["push", "-a", &name]);
+    assert_eq!(pushed_digest(&out, "1"), digest, "{out}");
+    assert_eq!(pushed_digest(&out, "2"), digest, "{out}");
+    assert_eq!(
+        out.matches("The push refers to repository").count(),
+        1,
+        "{out}"
+    );
     env.ok(&["rmi", &tagged, &second]);
     assert!(env.ids().is_empty());
     let out = env.ok(&["pull", "-a", &name]);

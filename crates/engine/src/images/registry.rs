@@ -292,15 +292,66 @@ impl Images {
         .await
     }
 
-    /// `docker push`: uploads the image `name:tag` names and streams dockerd's messages,
-    /// ending with `aux {Tag, Digest, Size}`.
+    /// `docker push`: uploads the image `name:tag` names (every local tag of the
+    /// repository when no tag is given: `push -a`) and streams dockerd's messages, ending
+    /// with `aux {Tag, Digest, Size}` for each tag.
     pub async fn push(self: &Arc<Self>, request: PushRequest, out: Messages) -> Result<()> {
-        let mut reference = Reference::parse_normalized(&request.name).map_err(cat)?;
-        if !request.tag.is_empty() {
-            reference = reference.with_tag(&request.tag).map_err(cat)?;
-        }
-        let reference = reference.with_default_tag();
+        let named = Reference::parse_normalized(&request.name).map_err(cat)?;
+        let references = if !request.tag.is_empty() {
+            vec![named.with_tag(&request.tag).map_err(cat)?]
+        } else if named.tag().is_some() {
+            vec![named]
+        } else {
+            self.local_tags(named).await?
+        };
         let creds = credentials(&request.auth)?;
+        for (i, reference) in references.into_iter().enumerate() {
+            self.push_tag(reference, creds.clone(), &out, i == 0)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every local `name:tag` of the repository `named`, sorted.
+    async fn local_tags(self: &Arc<Self>, named: Reference) -> Result<Vec<Reference>> {
+        let store = self.store.clone();
+        blocking(move || {
+            let repo = named.familiar_name();
+            let filter = json!({ "reference": { repo.clone(): true } }).to_string();
+            let options = berth_image::ListOptions {
+                all: false,
+                filters: berth_reference::Filters::parse(&filter).map_err(cat)?,
+            };
+            let prefix = format!("{repo}:");
+            let mut tags: Vec<Reference> = store
+                .list(&options)
+                .map_err(cat)?
+                .into_iter()
+                .flat_map(|image| image.repo_tags.unwrap_or_default())
+                .filter(|t| t.starts_with(&prefix))
+                .filter_map(|t| Reference::parse_normalized(&t).ok())
+                .collect();
+            tags.sort_by_key(Reference::to_string);
+            tags.dedup();
+            if tags.is_empty() {
+                return Err(CategorizedError::new(
+                    Category::NotFound,
+                    format!("An image does not exist locally with the tag: {repo}"),
+                ));
+            }
+            Ok(tags)
+        })
+        .await
+    }
+
+    /// Pushes one tag; the first of a `push -a` also says which repository it is.
+    async fn push_tag(
+        self: &Arc<Self>,
+        reference: Reference,
+        creds: Option<Credentials>,
+        out: &Messages,
+        first: bool,
+    ) -> Result<()> {
         let shown = reference.familiar_string();
         let store = self.store.clone();
         let lookup = shown.clone();
@@ -321,20 +372,22 @@ impl Images {
             Ok((dist, digests))
         })
         .await?;
-        send(
-            &out,
-            status(format!(
-                "The push refers to repository [{}]",
-                reference.clone().name_only().familiar_name()
-            )),
-        );
+        if first {
+            send(
+                out,
+                status(format!(
+                    "The push refers to repository [{}]",
+                    reference.clone().name_only().familiar_name()
+                )),
+            );
+        }
         let image = push_image(&dist, mount_sources(&reference, &repo_digests));
         for (_, id) in image.layers.iter().rev() {
-            send(&out, layer_status("Preparing", id));
+            send(out, layer_status("Preparing", id));
         }
         let on_progress = |event: Progress| {
             if let Some(m) = pull_message(&event) {
-                send(&out, m);
+                send(out, m);
             }
         };
         let pushed = self
@@ -350,14 +403,14 @@ impl Images {
             .map_err(registry_error)?;
         let tag = reference.tag().unwrap_or("latest").to_owned();
         send(
-            &out,
+            out,
             status(format!(
                 "{tag}: digest: {} size: {}",
                 pushed.digest, pushed.size
             )),
         );
         send(
-            &out,
+            out,
             json!({
                 "progressDetail": {},
                 "aux": { "Tag": tag, "Digest": pushed.digest.to_string(), "Size": pushed.size },
