@@ -819,3 +819,123 @@ fn a_loaded_image_is_pushed_with_gzip_layers() {
     env.ok(&["pull", &tagged]);
     assert_eq!(env.ids(), vec![id]);
 }
+
+/// A registry that answers every `/v2/` request without `Bearer <token>` with a Docker
+/// Hub-style challenge, and a `/token` endpoint that hands the token out for
+/// `shipper:s3cret` only; served in-process on a background thread.
+struct TokenRegistry {
+    addr: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    _root: tempfile::TempDir,
+}
+
+impl TokenRegistry {
+    fn start() -> TokenRegistry {
+        use axum::extract::Request;
+        use axum::http::{HeaderValue, StatusCode, header};
+        use axum::response::IntoResponse;
+        use base64::Engine;
+        use tower::ServiceExt;
+
+        let root = tempfile::tempdir().expect("tempdir");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let registry = berth_registry_server::Registry::open(root.path(), Default::default())
+            .expect("registry")
+            .router();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let good = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("shipper:s3cret")
+        );
+        let realm = format!("http://{addr}/token");
+        let token = move |req: Request| {
+            let ok = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                == Some(good.as_str());
+            async move {
+                if ok {
+                    axum::Json(serde_json::json!({"token": "t0k"})).into_response()
+                } else {
+                    StatusCode::UNAUTHORIZED.into_response()
+                }
+            }
+        };
+        let guard = move |req: Request| {
+            let registry = registry.clone();
+            let realm = realm.clone();
+            async move {
+                if req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .is_some_and(|v| v == "Bearer t0k")
+                {
+                    return match registry.oneshot(req).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    };
+                }
+                let challenge = format!(r#"Bearer realm="{realm}",service="test-registry""#);
+                let body =
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+                let mut r = (StatusCode::UNAUTHORIZED, body).into_response();
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                r
+            }
+        };
+        let app = axum::Router::new()
+            .route("/token", axum::routing::get(token))
+            .fallback(guard);
+        runtime.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TokenRegistry {
+            addr,
+            runtime: Some(runtime),
+            _root: root,
+        }
+    }
+}
+
+impl Drop for TokenRegistry {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+#[test]
+fn login_push_pull_against_a_token_auth_registry() {
+    if !usable() {
+        return;
+    }
+    let registry = TokenRegistry::start();
+    let env = Env::new();
+    let id = env.import_busybox("busybox:latest");
+    let tagged = format!("{}/private/busybox:1", registry.addr);
+    env.ok(&["tag", "busybox", &tagged]);
+    let err = env.fails(&["push", &tagged]);
+    assert!(
+        err.contains("incorrect username or password") || err.contains("unauthorized"),
+        "{err}"
+    );
+    let err = env.fails(&["login", "-u", "shipper", "-p", "wrong", &registry.addr]);
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    let out = env.ok(&["login", "-u", "shipper", "-p", "s3cret", &registry.addr]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+    env.ok(&["push", &tagged]);
+    env.ok(&["rmi", "busybox", &tagged]);
+    env.ok(&["pull", &tagged]);
+    assert_eq!(env.ids(), vec![id]);
+}
