@@ -22,6 +22,8 @@ use crate::manifest::{self, Descriptor, Parsed, Platform};
 
 /// Docker's limit for a manifest body (distribution's `maxManifestBodySize`).
 pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
+/// Largest image config fetched (the image store reads it whole; containerd's limit).
+pub const MAX_CONFIG_SIZE: u64 = 20 << 20;
 /// How often one blob download is attempted (resuming with `Range`) before giving up.
 const BLOB_ATTEMPTS: u32 = 5;
 /// How long to wait for another pull that holds the same blob's ingest.
@@ -220,6 +222,12 @@ impl Client {
         let (repo, (config, layers, digest)) = self
             .resolve_with_mirrors(reference, platform, creds)
             .await?;
+        if config.size > MAX_CONFIG_SIZE {
+            return Err(ClientError::TooLarge {
+                what: format!("image config {}", config.digest),
+                limit: MAX_CONFIG_SIZE,
+            });
+        }
         progress(Progress::Resolved);
         self.fetch_blob(&repo, &config, store, &|_| {}).await?;
         // Owned items: a closure taking `&Descriptor` makes the future not `Send` for

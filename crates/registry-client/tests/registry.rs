@@ -720,6 +720,10 @@ async fn an_oversized_or_misdigested_manifest_is_refused() -> Result<()> {
                     );
                     return r;
                 }
+                if req.uri().path().ends_with("/manifests/hugeconfig") {
+                    let body = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":1073741824,"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"layers":[]}"#;
+                    return (StatusCode::OK, body).into_response();
+                }
                 if req.uri().path().ends_with("/manifests/lying") {
                     // A valid manifest whose announced digest is another's.
                     let mut r = (StatusCode::OK, r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","size":1,"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"layers":[]}"#).into_response();
@@ -741,7 +745,7 @@ async fn an_oversized_or_misdigested_manifest_is_refused() -> Result<()> {
     })
     .await?;
     let (_dir, dst) = store()?;
-    for tag in ["huge", "chunked"] {
+    for tag in ["huge", "chunked", "hugeconfig"] {
         let err = client()?
             .pull(
                 &server.reference(&format!("big/img:{tag}"))?,
