@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use berth_api_server::Backend;
+use berth_engine::images::RegistryOptions;
 use berth_engine::{
     Containers, ContainersConfig, Events, Images, Networks, NetworksConfig, System, SystemConfig,
 };
@@ -108,6 +109,9 @@ struct DaemonConfig {
     network: NetworkSettings,
     init_default: bool,
     init_path: Option<PathBuf>,
+    /// `insecure-registries`, `max-concurrent-downloads`/`-uploads`, and CA roots from
+    /// `/etc/berth/certs.d/<host>/*.crt` (dockerd's `/etc/docker/certs.d`).
+    registry: RegistryOptions,
 }
 
 /// The networking settings (dockerd's names).
@@ -166,7 +170,57 @@ const FILE_KEYS: &[&str] = &[
     "firewall-table",
     "init",
     "init-path",
+    "insecure-registries",
+    "max-concurrent-downloads",
+    "max-concurrent-uploads",
+    "registry-mirrors",
 ];
+
+const CERTS_DIR: &str = "/etc/berth/certs.d";
+
+/// The registry keys of `daemon.json`.
+fn registry_options(file: &Map<String, Value>) -> Result<RegistryOptions> {
+    let mut options = RegistryOptions {
+        certs_dir: Some(CERTS_DIR.into()),
+        ..RegistryOptions::default()
+    };
+    if let Some(value) = file.get("registry-mirrors") {
+        options.registry_mirrors = serde_json::from_value(value.clone())
+            .context("registry-mirrors in the configuration file must be a list of URLs")?;
+        if let Some(bad) = options
+            .registry_mirrors
+            .iter()
+            .find(|m| !m.starts_with("http://") && !m.starts_with("https://"))
+        {
+            bail!(
+                "invalid mirror: unsupported scheme in {bad:?}: must use either 'https' or 'http'"
+            );
+        }
+    }
+    if let Some(value) = file.get("insecure-registries") {
+        options.insecure_registries = serde_json::from_value(value.clone())
+            .context("insecure-registries in the configuration file must be a list of strings")?;
+    }
+    for (key, field) in [
+        (
+            "max-concurrent-downloads",
+            &mut options.max_concurrent_downloads,
+        ),
+        (
+            "max-concurrent-uploads",
+            &mut options.max_concurrent_uploads,
+        ),
+    ] {
+        if let Some(value) = file.get(key) {
+            *field = value
+                .as_u64()
+                .filter(|n| (1..=64).contains(n))
+                .and_then(|n| usize::try_from(n).ok())
+                .with_context(|| format!("{key} must be a number from 1 to 64, not {value}"))?;
+        }
+    }
+    Ok(options)
+}
 
 fn resolve(flags: Flags) -> Result<DaemonConfig> {
     let file = read_config_file(&flags.config_file)?;
@@ -281,6 +335,7 @@ fn resolve(flags: Flags) -> Result<DaemonConfig> {
         group,
         default_runtime,
         runtimes,
+        registry: registry_options(&file)?,
     })
 }
 
@@ -475,7 +530,10 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let build = berth_engine::Build::open(images.clone(), containers.clone(), &config.data_root)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let image_service = Arc::new(Images::new(images, events.clone(), containers.clone()));
+    let image_service = Arc::new(
+        Images::new(images, events.clone(), containers.clone())
+            .with_registry_options(config.registry.clone()),
+    );
     runtime.block_on(async {
         containers.restore().await;
         let backend = Backend {
@@ -673,5 +731,27 @@ mod tests {
             err.to_string()
                 .contains("both as a flag and in the configuration file: data-root")
         );
+    }
+
+    #[test]
+    fn registry_keys_of_the_config_file() {
+        let file: Map<String, Value> = serde_json::from_str(
+            r#"{"insecure-registries":["10.0.0.5:5000"],"max-concurrent-downloads":6}"#,
+        )
+        .expect("json");
+        let options = registry_options(&file).expect("options");
+        assert_eq!(options.insecure_registries, ["10.0.0.5:5000"]);
+        assert_eq!(options.max_concurrent_downloads, 6);
+        assert_eq!(options.max_concurrent_uploads, 5);
+        assert_eq!(options.certs_dir, Some(PathBuf::from(CERTS_DIR)));
+        for bad in [
+            r#"{"insecure-registries":"10.0.0.5"}"#,
+            r#"{"max-concurrent-downloads":0}"#,
+            r#"{"max-concurrent-uploads":"3"}"#,
+            r#"{"registry-mirrors":["mirror.example"]}"#,
+        ] {
+            let file: Map<String, Value> = serde_json::from_str(bad).expect("json");
+            assert!(registry_options(&file).is_err(), "{bad}");
+        }
     }
 }

@@ -382,7 +382,7 @@ fn garbage_import_is_a_clean_error() {
     assert_eq!(out.trim(), "1.41");
     assert!(env.ids(&["-a"]).is_empty());
     let err = env.fails(&["pull", "busybox"]);
-    assert!(err.contains("not implemented"), "{err}");
+    assert!(err.contains("registry-1.docker.io"), "{err}");
 }
 
 fn keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
@@ -466,16 +466,13 @@ fn wire_fields_statuses_and_filters() {
     let r = env.daemon.http(
         "POST /v1.41/images/create?fromImage=docker.io%2Flibrary%2Fbusybox&tag=latest HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
     );
-    assert!(
-        (400..500).contains(&r.status) || r.status == 501,
-        "{}",
-        r.status
-    );
+    // No internet: Docker Hub cannot be reached, a 500 before any stream starts.
+    assert_eq!(r.status, 500, "{}", r.body);
     assert!(
         r.json()["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("not implemented")
+            .contains("registry-1.docker.io")
     );
     env.ok(&["rm", "holder"]);
     let r = env

@@ -4,6 +4,9 @@
 //!
 //! Every store call is blocking and runs in `spawn_blocking`. Streams in and out (import,
 //! load, save) are plain `Read`/`Write` objects; the API server bridges them to HTTP bodies.
+//! Pull, push and login are in [`registry`].
+
+mod registry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -16,8 +19,10 @@ pub use berth_image::{
 };
 use berth_reference::{Filters, ImageId, Reference};
 
+pub use self::registry::{Messages, PullRequest, PushRequest};
 use crate::containers::Containers;
 use crate::events::{Event, EventType, Events};
+pub use berth_registry_client::Options as RegistryOptions;
 
 type Result<T> = std::result::Result<T, CategorizedError>;
 
@@ -27,6 +32,7 @@ pub struct Images {
     store: Arc<ImageStore>,
     events: Arc<Events>,
     containers: Arc<Containers>,
+    registry: RegistryOptions,
 }
 
 /// A blocking reader the caller hands over to the service.
@@ -51,7 +57,14 @@ impl Images {
             store,
             events,
             containers,
+            registry: RegistryOptions::default(),
         }
+    }
+
+    /// How pulls and pushes reach registries (insecure registries, concurrency, CAs).
+    pub fn with_registry_options(mut self, options: RegistryOptions) -> Self {
+        self.registry = options;
+        self
     }
 
     /// An image event as dockerd logs it: the actor is the image id, `name` the new tag for

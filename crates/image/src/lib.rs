@@ -28,6 +28,7 @@
 //! | `docker image inspect` / `history` | [`ImageStore::inspect`], [`ImageStore::history`] |
 //! | `docker tag` | [`ImageStore::tag`], [`ImageStore::untag`] |
 //! | `docker pull` (after the registry client fetched the blobs) | [`ImageStore::register`], [`ImageStore::add_digest`] |
+//! | `docker push` (what the registry client uploads) | [`ImageStore::distribution`] |
 //! | `docker rmi` / `image prune` | [`ImageStore::remove`], [`ImageStore::prune`] |
 //! | `docker commit`, build steps | [`ImageStore::commit`] |
 //! | a container's root | [`ImageStore::prepare_rootfs`], [`ImageStore::remove_rootfs`] |
@@ -60,6 +61,7 @@ pub use config::{
 pub use error::{ImageError, Result};
 pub use import::{ImportOptions, host_arch};
 pub use load::LoadedImage;
+pub use pulled::{Distribution, DistributionLayer};
 pub use query::{
     GraphDriver, HistoryItem, ImageInspect, ImageSummary, ListOptions, Metadata, RootFsInfo,
 };

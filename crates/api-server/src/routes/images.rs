@@ -1,5 +1,6 @@
-//! Image routes: import (`POST /images/create?fromSrc=-`), list, inspect, history, tag,
-//! remove, save (`/images/get`, `/images/{name}/get`), load and prune. Image names in paths
+//! Image routes: import (`POST /images/create?fromSrc=-`), pull (`?fromImage=`), push,
+//! list, inspect, history, tag, remove, save (`/images/get`, `/images/{name}/get`), load,
+//! prune, and `POST /auth` (registry login). Image names in paths
 //! keep their `/` and `:`, so everything under `/images/` that is not a fixed endpoint is
 //! taken apart by its last segment.
 
@@ -14,8 +15,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use berth_engine::Images;
-use berth_engine::images::{ImportOptions, ListOptions};
-use berth_errdefs::Category;
+use berth_engine::images::{ImportOptions, ListOptions, PullRequest, PushRequest};
+use berth_errdefs::{CategorizedError, Category};
 use berth_reference::{Filters, Reference};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -29,6 +30,7 @@ type Pairs = Query<Vec<(String, String)>>;
 
 pub(super) fn routes() -> Router<Backend> {
     Router::new()
+        .route("/auth", post(login))
         .route("/images/create", post(create))
         .route("/images/json", get(list))
         .route("/images/get", get(save_many))
@@ -152,17 +154,95 @@ fn platform_part(pairs: &[(String, String)], index: usize) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the body; pulls are not there yet.
+/// The `X-Registry-Auth` header, empty when absent.
+fn registry_auth(req: &Request) -> String {
+    req.headers()
+        .get("x-registry-auth")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// One JSON message as a stream chunk.
+fn message_line(message: &Value) -> Result<Bytes, io::Error> {
+    let mut line = message.to_string().into_bytes();
+    line.extend_from_slice(b"\r\n");
+    Ok(Bytes::from(line))
+}
+
+/// Runs a pull or push whose messages arrive on `rx`: an error before the first message is
+/// the response's status (as dockerd answers a missing manifest with 404); after it, the
+/// stream ends with an `errorDetail` message and the status stays 200.
+async fn job_stream(
+    job: impl Future<Output = Result<(), CategorizedError>> + Send + 'static,
+    mut rx: mpsc::UnboundedReceiver<Value>,
+) -> Result<Response, ApiError> {
+    let mut handle = tokio::spawn(job);
+    let Some(first_message) = rx.recv().await else {
+        return match (&mut handle).await {
+            Ok(Ok(())) => Ok(json_stream(&[])),
+            Ok(Err(e)) => Err(ApiError::new(e.category, e.message)),
+            Err(e) => Err(ApiError::new(Category::System, e.to_string())),
+        };
+    };
+    let state = (Some(first_message), rx, Some(handle));
+    let stream = futures_util::stream::unfold(state, |(pending, mut rx, handle)| async move {
+        if let Some(m) = pending {
+            return Some((message_line(&m), (None, rx, handle)));
+        }
+        if let Some(m) = rx.recv().await {
+            return Some((message_line(&m), (None, rx, handle)));
+        }
+        let message = match handle?.await {
+            Ok(Ok(())) => return None,
+            Ok(Err(e)) => e.message,
+            Err(e) => e.to_string(),
+        };
+        let error = json!({ "errorDetail": { "message": message }, "error": message });
+        Some((message_line(&error), (None, rx, None)))
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// `POST /images/create?fromImage=&tag=&platform=`: a pull.
+async fn pull(
+    images: Arc<Images>,
+    pairs: &[(String, String)],
+    auth: String,
+) -> Result<Response, ApiError> {
+    let request = PullRequest {
+        image: first(pairs, "fromImage").unwrap_or_default().to_owned(),
+        tag: first(pairs, "tag").unwrap_or_default().to_owned(),
+        platform: first(pairs, "platform").unwrap_or_default().to_owned(),
+        auth,
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    job_stream(async move { images.pull(request, tx).await }, rx).await
+}
+
+/// `POST /auth`: `docker login`.
+async fn login(State(images): State<Arc<Images>>, body: Bytes) -> Result<Response, ApiError> {
+    images.login(body.to_vec()).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "IdentityToken": "", "Status": "Login Succeeded" }),
+    ))
+}
+
+/// `POST /images/create`: `fromImage=` pulls, `fromSrc=-` imports the body.
 async fn create(
     State(images): State<Arc<Images>>,
     Query(pairs): Pairs,
     req: Request,
 ) -> Result<Response, ApiError> {
-    if let Some(from) = first(&pairs, "fromImage").filter(|v| !v.is_empty()) {
-        return Err(ApiError::new(
-            Category::NotImplemented,
-            format!("pulling images ({from}) is not implemented yet"),
-        ));
+    if first(&pairs, "fromImage").is_some_and(|v| !v.is_empty()) {
+        let auth = registry_auth(&req);
+        return pull(images, &pairs, auth).await;
     }
     let source = match first(&pairs, "fromSrc") {
         Some("-") => "-".to_owned(),
@@ -244,11 +324,12 @@ async fn get_named(
     Err(super::not_found_error())
 }
 
-/// `POST /images/{name}/tag` (push is not there yet).
+/// `POST /images/{name}/tag` and `POST /images/{name}/push`.
 async fn post_named(
     State(images): State<Arc<Images>>,
     Path(rest): Path<String>,
     Query(pairs): Pairs,
+    req: Request,
 ) -> Result<Response, ApiError> {
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = first(&pairs, "repo").unwrap_or_default();
@@ -263,11 +344,14 @@ async fn post_named(
             .await?;
         return Ok(StatusCode::CREATED.into_response());
     }
-    if rest.ends_with("/push") {
-        return Err(ApiError::new(
-            Category::NotImplemented,
-            "pushing images is not implemented yet",
-        ));
+    if let Some(name) = rest.strip_suffix("/push") {
+        let request = PushRequest {
+            name: name.to_owned(),
+            tag: first(&pairs, "tag").unwrap_or_default().to_owned(),
+            auth: registry_auth(&req),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        return job_stream(async move { images.push(request, tx).await }, rx).await;
     }
     Err(super::not_found_error())
 }
