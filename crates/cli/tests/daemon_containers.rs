@@ -211,8 +211,14 @@ fn exit_codes_come_through_the_cli() {
         "{}",
         text(&out.stderr)
     );
-    let out = env.docker(&["run", "--rm", "nosuchimage"]);
+    // A missing image is pulled first; from a loopback port nobody serves, never the internet.
+    let out = env.docker(&["run", "--rm", "127.0.0.1:1/nosuchimage"]);
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Unable to find image '127.0.0.1:1/nosuchimage:latest' locally"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

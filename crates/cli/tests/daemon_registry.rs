@@ -676,9 +676,8 @@ fn docker_hub_names_pull_from_a_registry_mirror() {
         env.ok(&["run", "--rm", "busybox", "echo", "mirrored"]),
         "mirrored\n"
     );
-    // A name the mirror lacks falls back to Docker Hub, which cannot be reached.
-    let err = env.fails(&["pull", "alpine"]);
-    assert!(err.contains("registry-1.docker.io"), "{err}");
+    // (A name the mirror lacks falls back to Docker Hub; not exercised here, since tests
+    // send nothing beyond this machine.)
 }
 
 #[test]

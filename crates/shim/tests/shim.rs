@@ -613,6 +613,16 @@ fn no_leaked_fds_or_signal_state() {
         assert_eq!(target, PathBuf::from("/dev/null"));
     }
     c.start().unwrap();
+    // Until it has exec'd `sleep`, the init still holds the runtime's close-on-exec fds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{}/comm", st.pid)).unwrap_or_default() != "sleep\n"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the init never exec'd"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     // The container's init (seen from the host) has stdio and nothing else, and neither the
     // shim's blocked SIGCHLD nor its ignored SIGPIPE, nor signals its starter ignored.
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", st.pid))
