@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use berth_engine::{Containers, Events, Images, Networks, System};
+use berth_engine::{Containers, Events, Images, Networks, System, Volumes};
 use tokio::net::UnixListener;
 
 pub use body::JsonBody;
@@ -40,6 +40,8 @@ pub struct Backend {
     pub images: Arc<Images>,
     /// Networks.
     pub networks: Arc<Networks>,
+    /// Volumes.
+    pub volumes: Arc<Volumes>,
 }
 
 /// The routes with the shared middleware (version check, Docker's response headers), before

@@ -443,6 +443,9 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
         networks.clone(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let volumes = berth_engine::Volumes::open(&config.data_root, events.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    containers.use_volumes(volumes.clone());
     let image_service = Arc::new(Images::new(images, events.clone(), containers.clone()));
     runtime.block_on(async {
         containers.restore().await;
@@ -459,6 +462,7 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             containers,
             images: image_service,
             networks,
+            volumes,
         };
         let mut listeners = Vec::new();
         for path in &config.sockets {

@@ -12,6 +12,7 @@ pub mod events;
 pub mod images;
 pub mod networks;
 pub mod system;
+pub mod volumes;
 
 pub use containers::{Containers, ContainersConfig};
 pub use events::{Event, EventQuery, EventType, Events, EventsError, Subscription};
@@ -20,3 +21,4 @@ pub use networks::{Networks, NetworksConfig};
 pub use system::{
     CgroupFacts, HostFacts, InfoReport, System, SystemConfig, SystemError, VersionReport,
 };
+pub use volumes::Volumes;

@@ -6,13 +6,14 @@ mod events;
 mod images;
 mod networks;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
 use axum::response::{IntoResponse, Response};
-use berth_engine::{Containers, Events, Images, Networks, System};
+use berth_engine::{Containers, Events, Images, Networks, System, Volumes};
 use berth_errdefs::Category;
 
 use crate::Backend;
@@ -43,6 +44,12 @@ impl FromRef<Backend> for Arc<Images> {
     }
 }
 
+impl FromRef<Backend> for Arc<Volumes> {
+    fn from_ref(backend: &Backend) -> Arc<Volumes> {
+        backend.volumes.clone()
+    }
+}
+
 impl FromRef<Backend> for Arc<Networks> {
     fn from_ref(backend: &Backend) -> Arc<Networks> {
         backend.networks.clone()
@@ -56,6 +63,7 @@ pub(crate) fn router(backend: Backend) -> Router {
         .merge(containers::routes())
         .merge(images::routes())
         .merge(networks::routes())
+        .merge(volumes::routes())
         .with_state(backend)
 }
 

@@ -44,6 +44,8 @@ pub struct Config {
     pub stop_signal: Option<String>,
     /// Seconds `stop` waits before SIGKILL (10 when unset).
     pub stop_timeout: Option<i64>,
+    /// `Volumes`: anonymous volumes (`-v /path` puts them here).
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     /// `ExposedPorts` (kept for inspect; ports are the network layer's).
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
     /// `--mac-address` (API < 1.44 sends it here).
@@ -294,4 +296,26 @@ pub struct ContainerRecord {
     pub network_settings: crate::networks::NetworkSettings,
     /// `NetworkingConfig.EndpointsConfig` from create: network → `--ip`, aliases.
     pub endpoints_config: BTreeMap<String, crate::networks::EndpointRequest>,
+    /// The container's volumes, by destination (`MountPoints`, as in Docker's record).
+    #[serde(default)]
+    pub mount_points: BTreeMap<String, MountPoint>,
+}
+
+/// A volume mounted into a container, as inspect's `Mounts` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountPoint {
+    /// The volume's name.
+    pub name: String,
+    /// The volume's host directory.
+    pub source: String,
+    /// Path in the container.
+    pub destination: String,
+    /// `-v`'s mode string (`z` when none was given), empty for `--mount` and image volumes.
+    pub mode: String,
+    /// Writable.
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    /// Created for this container (removed with it by `rm -v` and `--rm`).
+    pub anonymous: bool,
 }
