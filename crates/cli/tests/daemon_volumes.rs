@@ -258,6 +258,17 @@ fn copy_up_and_anonymous_volume_from_image_volume() {
         "/data",
     ]);
     assert_eq!(out, "");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=empty2,dst=/data,volume-nocopy",
+        "withvol:1",
+        "ls",
+        "-A",
+        "/data",
+    ]);
+    assert_eq!(out, "");
     // A non-empty volume is not overwritten by copy-up.
     env.ok(&[
         "run",
@@ -455,4 +466,77 @@ fn volumes_and_their_use_survive_a_daemon_restart() {
     assert!(err.contains("volume is in use"), "{err}");
     env.ok(&["rm", "writer"]);
     env.ok(&["volume", "rm", "persist"]);
+}
+
+#[test]
+fn volume_events_create_mount_unmount_destroy() {
+    let env = Env::new();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+    };
+    let start = now().saturating_sub(1);
+    env.ok(&["run", "--name", "ev", "-v", "evvol:/d", "busybox", "true"]);
+    env.ok(&["rm", "ev"]);
+    env.ok(&["volume", "rm", "evvol"]);
+    // A past or present `until` makes `docker events` replay and return at once.
+    let until = now() + 1;
+    let out = env.ok(&[
+        "events",
+        "--since",
+        &start.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "create evvol local",
+            "mount evvol local",
+            "unmount evvol local",
+            "destroy evvol local"
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn driver_options_are_refused_and_a_failed_create_leaves_no_volume() {
+    let env = Env::new();
+    let err = env.fails(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "t1",
+    ]);
+    assert!(err.contains("not supported"), "{err}");
+    let err = env.fails(&["volume", "create", "-d", "nfsplugin", "t2"]);
+    assert!(err.contains("plugin \"nfsplugin\" not found"), "{err}");
+    let err = env.fails(&[
+        "create",
+        "-v",
+        "/aaa",
+        "--mount",
+        "type=volume,src=t3,dst=/zzz,volume-opt=type=tmpfs",
+        "busybox",
+        "true",
+    ]);
+    assert!(err.contains("not supported"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(env.volumes_dir())
+        .expect("volumes dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
 }

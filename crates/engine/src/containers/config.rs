@@ -70,6 +70,30 @@ pub struct MountConfig {
     pub bind_options: Option<BindOptions>,
     /// Tmpfs options.
     pub tmpfs_options: Option<TmpfsOptions>,
+    /// Volume options.
+    pub volume_options: Option<VolumeOptions>,
+}
+
+/// `VolumeOptions` of a `--mount type=volume`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    /// Do not copy image content into a new volume (`volume-nocopy`).
+    pub no_copy: bool,
+    /// Labels for a volume created by this mount.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `volume-driver` and `volume-opt`.
+    pub driver_config: Option<DriverConfig>,
+}
+
+/// `VolumeOptions.DriverConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DriverConfig {
+    /// Driver name.
+    pub name: String,
+    /// Driver options.
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 /// `BindOptions`.

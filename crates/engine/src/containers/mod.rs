@@ -34,8 +34,8 @@ use berth_shim::protocol::{ExitInfo, Request};
 use tokio::sync::{oneshot, watch};
 
 pub use config::{
-    BindOptions, Config, ContainerRecord, HostConfig, MountConfig, MountPoint, RestartPolicy,
-    State, TmpfsOptions, UlimitConfig, ZERO_TIME,
+    BindOptions, Config, ContainerRecord, DriverConfig, HostConfig, MountConfig, MountPoint,
+    RestartPolicy, State, TmpfsOptions, UlimitConfig, VolumeOptions, ZERO_TIME,
 };
 pub use exec::{ExecConfig, ExecInfo};
 pub(crate) use files::write_atomic;
@@ -577,8 +577,15 @@ impl Containers {
             found: Default::default(),
         };
         let source = |req: &berth_spec::VolumeRequest<'_>| resolver.resolve(req);
-        let spec = berth_spec::generate(spec_cfg, &ctx, &source)
-            .map_err(|e| CategorizedError::from_error(&e))?;
+        let spec = match berth_spec::generate(spec_cfg, &ctx, &source) {
+            Ok(spec) => spec,
+            Err(e) => {
+                if volumes.2 {
+                    resolver.discard_anonymous();
+                }
+                return Err(CategorizedError::from_error(&e));
+            }
+        };
         let points = resolver.mount_points(&spec, volumes.0);
         let bundle = self.bundle_dir(id);
         files::create_dir(&bundle)?;

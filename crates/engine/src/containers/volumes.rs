@@ -129,6 +129,18 @@ impl Resolver<'_> {
         volumes.populate(volume, &berth_runtime::rootfs::fd_path(&fd))
     }
 
+    /// A create that failed: its new anonymous volumes go (nothing else can use them yet).
+    pub(crate) fn discard_anonymous(self) {
+        let Some(volumes) = self.volumes else {
+            return;
+        };
+        for (volume, _, anonymous) in self.found.into_inner() {
+            if anonymous && let Err(e) = volumes.remove(&volume.name, true) {
+                tracing::warn!("removing volume {}: {}", volume.name, e.message);
+            }
+        }
+    }
+
     /// The mount points found, with `RW` from the generated spec and `-v`'s mode.
     pub(crate) fn mount_points(
         self,
