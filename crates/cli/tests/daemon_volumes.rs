@@ -540,3 +540,59 @@ fn driver_options_are_refused_and_a_failed_create_leaves_no_volume() {
     assert!(left.is_empty(), "{left:?}");
     assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
 }
+
+/// Removes a host directory on every path.
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn copy_up_through_an_escaping_symlink_stays_in_the_image() {
+    let env = Env::new();
+    // A host directory the image's symlink points at, were it resolved on the host.
+    let host_dir = tempfile::Builder::new()
+        .prefix("berth-escape")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let _guard = RemoveDir(host_dir.path().to_owned());
+    std::fs::write(host_dir.path().join("host-secret"), "secret").expect("write");
+    let rootfs = env.daemon.dir.path().join("rootfs-escape");
+    berth_testsupport::busybox_rootfs(&rootfs);
+    let _rootfs_guard = RemoveDir(rootfs.clone());
+    let target = format!("../../../../../../..{}", host_dir.path().display());
+    std::os::unix::fs::symlink(&target, rootfs.join("data")).expect("symlink");
+    // The same path inside the image, which is what the symlink must resolve to.
+    let inside = rootfs.join(host_dir.path().strip_prefix("/").expect("absolute"));
+    std::fs::create_dir_all(&inside).expect("mkdir in image");
+    std::fs::write(inside.join("image-file"), "image").expect("write");
+    let tar = env.daemon.dir.path().join("escape.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(out.status.success(), "tar: {}", text(&out.stderr));
+    env.ok(&["import", &tar.display().to_string(), "escape:1"]);
+    env.ok(&["run", "--rm", "-v", "esc:/data", "escape:1", "true"]);
+    let data = env.volumes_dir().join("esc/_data");
+    let copied: Vec<_> = std::fs::read_dir(&data)
+        .expect("volume data")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(copied, vec![std::ffi::OsString::from("image-file")]);
+    // And the host directory was not written through the symlink either.
+    let host: Vec<_> = std::fs::read_dir(host_dir.path())
+        .expect("host dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(host.len(), 1, "{host:?}");
+}

@@ -498,6 +498,33 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_record_is_skipped_by_list_and_an_error_for_get() {
+        let (dir, v) = service();
+        v.create(CreateRequest {
+            name: "good".into(),
+            ..Default::default()
+        })
+        .expect("create");
+        let bad = dir.path().join("volumes/bad");
+        fs::create_dir_all(bad.join(DATA)).expect("mkdir");
+        fs::write(bad.join(RECORD), "{\"Name\": \"ba").expect("write");
+        // A stray directory with a hostile name is never read.
+        fs::create_dir_all(dir.path().join("volumes/.x")).expect("mkdir");
+        let names: Vec<String> = v
+            .list(&Filters::new())
+            .expect("list")
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(names, vec!["good".to_owned()]);
+        assert_eq!(v.get("bad").expect_err("bad").category, Category::System);
+        assert_eq!(
+            v.get("../x").expect_err("hostile").category,
+            Category::NotFound
+        );
+    }
+
+    #[test]
     fn copy_up_keeps_symlinks_without_following_them() {
         let (dir, v) = service();
         let src = dir.path().join("src");
