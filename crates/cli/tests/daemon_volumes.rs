@@ -508,18 +508,12 @@ fn volume_events_create_mount_unmount_destroy() {
 }
 
 #[test]
-fn driver_options_are_refused_and_a_failed_create_leaves_no_volume() {
+fn bad_driver_options_are_refused_and_a_failed_create_leaves_no_volume() {
     let env = Env::new();
-    let err = env.fails(&[
-        "volume",
-        "create",
-        "-o",
-        "type=tmpfs",
-        "-o",
-        "device=tmpfs",
-        "t1",
-    ]);
-    assert!(err.contains("not supported"), "{err}");
+    let err = env.fails(&["volume", "create", "-o", "bogus=1", "t1"]);
+    assert!(err.contains("invalid option: \"bogus\""), "{err}");
+    let err = env.fails(&["volume", "create", "-o", "o=size=1m", "t1"]);
+    assert!(err.contains("missing required option: \"type\""), "{err}");
     let err = env.fails(&["volume", "create", "-d", "nfsplugin", "t2"]);
     assert!(err.contains("plugin \"nfsplugin\" not found"), "{err}");
     let err = env.fails(&[
@@ -527,11 +521,11 @@ fn driver_options_are_refused_and_a_failed_create_leaves_no_volume() {
         "-v",
         "/aaa",
         "--mount",
-        "type=volume,src=t3,dst=/zzz,volume-opt=type=tmpfs",
+        "type=volume,src=t3,dst=/zzz,volume-opt=bogus=1",
         "busybox",
         "true",
     ]);
-    assert!(err.contains("not supported"), "{err}");
+    assert!(err.contains("invalid option"), "{err}");
     let left: Vec<_> = std::fs::read_dir(env.volumes_dir())
         .expect("volumes dir")
         .flatten()
@@ -539,6 +533,105 @@ fn driver_options_are_refused_and_a_failed_create_leaves_no_volume() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
     assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
+}
+
+fn mounted_fs_type(path: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let want = path.display().to_string();
+    info.lines().find_map(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        let sep = fields.iter().position(|f| *f == "-")?;
+        (fields.get(4) == Some(&want.as_str())).then(|| fields[sep + 1].to_owned())
+    })
+}
+
+#[test]
+fn local_driver_options_mount_a_tmpfs_or_a_bind_at_first_use() {
+    let env = Env::new();
+    env.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=2m,mode=0777",
+        "tv",
+    ]);
+    let opts = env.ok(&["volume", "inspect", "--format", "{{json .Options}}", "tv"]);
+    assert!(opts.contains(r#""type":"tmpfs""#), "{opts}");
+    let data = env.volumes_dir().join("tv/_data");
+    assert_eq!(mounted_fs_type(&data), None, "mounted before use");
+    env.ok(&[
+        "create",
+        "--name",
+        "t1",
+        "-v",
+        "tv:/t",
+        "busybox",
+        "sh",
+        "-c",
+        "echo in-tmpfs > /t/f; df -k /t",
+    ]);
+    assert_eq!(mounted_fs_type(&data).as_deref(), Some("tmpfs"));
+    let out = env.ok(&["start", "-a", "t1"]);
+    assert!(out.contains("2048"), "size=2m not applied: {out}");
+    let out = env.ok(&["run", "--rm", "-v", "tv:/t", "busybox", "cat", "/t/f"]);
+    assert_eq!(out, "in-tmpfs\n");
+    env.ok(&["rm", "t1"]);
+    assert_eq!(
+        mounted_fs_type(&data),
+        None,
+        "still mounted after the last user went"
+    );
+    env.ok(&["volume", "rm", "tv"]);
+
+    // A bind-style volume: the data lands in the host directory, and removing the volume
+    // leaves that directory's content alone.
+    let host = tempfile::Builder::new()
+        .prefix("berth-vbind")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let _guard = RemoveDir(host.path().to_owned());
+    std::fs::write(host.path().join("keep"), "precious").expect("write");
+    let device = format!("device={}", host.path().display());
+    env.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &device,
+        "bv",
+    ]);
+    let out = env.ok(&[
+        "run",
+        "--name",
+        "b1",
+        "-v",
+        "bv:/b",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /b/keep; echo new > /b/new",
+    ]);
+    assert_eq!(out, "precious");
+    let err = env.fails(&["volume", "rm", "bv"]);
+    assert!(err.contains("volume is in use"), "{err}");
+    env.ok(&["rm", "b1"]);
+    env.ok(&["volume", "rm", "bv"]);
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("keep")).expect("keep"),
+        "precious"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("new")).expect("new"),
+        "new\n"
+    );
+    assert!(!env.volumes_dir().join("bv").exists());
 }
 
 /// Removes a host directory on every path.

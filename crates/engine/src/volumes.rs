@@ -169,17 +169,7 @@ impl Volumes {
                 format!("error looking up volume plugin {driver}: plugin \"{driver}\" not found"),
             ));
         }
-        if !req.options.is_empty() {
-            let keys: Vec<&str> = req.options.keys().map(String::as_str).collect();
-            return Err(CategorizedError::new(
-                Category::InvalidParameter,
-                format!(
-                    "create {}: local volume options are not supported by berth yet: {}",
-                    req.name,
-                    keys.join(", ")
-                ),
-            ));
-        }
+        check_options(&req.options)?;
         let mut labels = req.labels;
         if req.anonymous || req.name.is_empty() {
             labels.insert(ANONYMOUS_LABEL.to_owned(), String::new());
@@ -201,7 +191,7 @@ impl Volumes {
             created_at: berth_image::now_rfc3339(),
             labels,
             scope: "local".into(),
-            options: None,
+            options: Some(req.options).filter(|o| !o.is_empty()),
         };
         self.write_new(&volume)?;
         drop(_guard);
@@ -305,8 +295,14 @@ impl Volumes {
         Ok(())
     }
 
-    /// Removes the record first, so a crash half-way leaves no volume that looks whole.
+    /// Removes the record first, so a crash half-way leaves no volume that looks whole. A
+    /// volume mounted by its options is unmounted first: never delete through a mount.
     fn delete(&self, volume: &Volume) -> Result<()> {
+        let data = Path::new(&volume.mountpoint);
+        if is_mountpoint(data) {
+            nix::mount::umount2(data, nix::mount::MntFlags::MNT_DETACH)
+                .map_err(|e| sys(&format!("unmount volume {}", volume.name), e))?;
+        }
         let dir = self.dir(&volume.name);
         fs::remove_file(dir.join(RECORD)).map_err(|e| sys("remove the volume record", e))?;
         fs::remove_dir_all(&dir).map_err(|e| sys("remove the volume directory", e))
@@ -357,13 +353,65 @@ impl Volumes {
             .insert(id.to_owned());
     }
 
-    /// Forgets every use by container `id`.
+    /// Forgets every use by container `id`; a volume mounted by its options (`type`,
+    /// `device`, `o`) is unmounted when its last user goes, as Docker's local driver does.
     pub(crate) fn release(&self, id: &str) {
         let mut refs = self.refs();
-        for ids in refs.values_mut() {
-            ids.remove(id);
+        for (name, ids) in refs.iter_mut() {
+            if ids.remove(id) && ids.is_empty() {
+                let data = self.dir(name).join(DATA);
+                if is_mountpoint(&data)
+                    && let Err(e) = nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH)
+                {
+                    tracing::warn!("unmounting volume {name}: {e}");
+                }
+            }
         }
         refs.retain(|_, ids| !ids.is_empty());
+    }
+
+    /// Mounts a volume with options (`type`, `device`, `o`) on its `_data` at first use.
+    pub(crate) fn mount_options(&self, volume: &Volume) -> Result<()> {
+        let Some(options) = volume.options.as_ref().filter(|o| !o.is_empty()) else {
+            return Ok(());
+        };
+        let data = Path::new(&volume.mountpoint);
+        let _guard = self.refs();
+        if is_mountpoint(data) {
+            return Ok(());
+        }
+        let kind = options.get("type").map(String::as_str).unwrap_or_default();
+        let device = options
+            .get("device")
+            .map(String::as_str)
+            .unwrap_or_default();
+        let o: Vec<String> = options
+            .get("o")
+            .map(|o| {
+                o.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let parsed = berth_runtime::rootfs::parse_options(&o);
+        let fs_data = parsed.data.join(",");
+        nix::mount::mount(
+            Some(device),
+            data,
+            Some(kind).filter(|k| !k.is_empty() && *k != "none"),
+            parsed.flags,
+            Some(fs_data.as_str()).filter(|d| !d.is_empty()),
+        )
+        .map_err(|e| {
+            CategorizedError::new(
+                Category::System,
+                format!(
+                    "error while mounting volume '{}': failed to mount local volume: mount {device}:{}, data: {fs_data}: {e}",
+                    volume.mountpoint, volume.mountpoint
+                ),
+            )
+        })
     }
 
     /// A container's mount event (`mount` / `unmount`), with Docker's attributes.
@@ -392,6 +440,48 @@ impl Volumes {
         copy_tree(source, data, 0).map_err(|e| sys("copy image content into the volume", e))?;
         copy_owner_mode(data, &src_meta).map_err(|e| sys("copy-up", e))
     }
+}
+
+/// The `local` driver's options: `type`, `device` and `o`, with `type` and `device` both
+/// given when any is (Docker's words for the rest).
+fn check_options(options: &BTreeMap<String, String>) -> Result<()> {
+    let invalid = |msg: String| CategorizedError::new(Category::InvalidParameter, msg);
+    if let Some(key) = options
+        .keys()
+        .find(|k| !["type", "device", "o"].contains(&k.as_str()))
+    {
+        return Err(invalid(format!("invalid option: {key:?}")));
+    }
+    if options.is_empty() {
+        return Ok(());
+    }
+    for key in ["type", "device"] {
+        if options.get(key).is_none_or(String::is_empty) {
+            return Err(invalid(format!("missing required option: {key:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is a mount point, from `/proc/self/mountinfo` (a bind of the same
+/// filesystem has the same device as its parent).
+fn is_mountpoint(path: &Path) -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.display().to_string();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| unescape_mountinfo(m) == want)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &str) -> String {
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Deepest directory nesting copied or measured; deeper trees are refused.

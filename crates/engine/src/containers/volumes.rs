@@ -17,6 +17,9 @@ use crate::volumes::{CreateRequest, Volume, Volumes};
 
 type Result<T> = std::result::Result<T, CategorizedError>;
 
+/// How often a lookup that raced a rename or mount is retried.
+const MAX_RESOLVE_TRIES: u32 = 100;
+
 fn trimmed(path: &str) -> &str {
     let t = path.trim_end_matches('/');
     if t.is_empty() { "/" } else { t }
@@ -101,6 +104,7 @@ impl Resolver<'_> {
             }
         };
         let volume = volumes.create(create)?;
+        volumes.mount_options(&volume)?;
         if self.copy_up && !req.no_copy {
             self.copy_up_into(volumes, &volume, dest)?;
         }
@@ -119,12 +123,25 @@ impl Resolver<'_> {
             Mode::empty(),
         )
         .map_err(|e| CategorizedError::new(berth_errdefs::Category::System, e.to_string()))?;
-        let Ok(fd) = berth_runtime::rootfs::resolve_in_root(
-            &root,
-            Path::new(dest),
-            nix::fcntl::ResolveFlag::empty(),
-        ) else {
-            return Ok(());
+        // RESOLVE_IN_ROOT answers EAGAIN when any rename or mount races the lookup anywhere
+        // on the host: retry (bounded) rather than skip the copy.
+        let mut tries = 0;
+        let fd = loop {
+            match berth_runtime::rootfs::resolve_in_root(
+                &root,
+                Path::new(dest),
+                nix::fcntl::ResolveFlag::empty(),
+            ) {
+                Ok(fd) => break fd,
+                Err(nix::errno::Errno::EAGAIN) if tries < MAX_RESOLVE_TRIES => tries += 1,
+                Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => return Ok(()),
+                Err(e) => {
+                    return Err(CategorizedError::new(
+                        berth_errdefs::Category::System,
+                        format!("copy-up: resolve {dest} in the container's root: {e}"),
+                    ));
+                }
+            }
         };
         volumes.populate(volume, &berth_runtime::rootfs::fd_path(&fd))
     }
