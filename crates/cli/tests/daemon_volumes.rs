@@ -366,13 +366,21 @@ fn ls_filters_rm_in_use_and_prune() {
     env.ok(&["volume", "rm", "-f", "nosuch"]);
     // Docker 23+: prune takes only anonymous volumes unless --all.
     env.ok(&[
-        "create", "--name", "anonuser", "-v", "/scratch", "busybox", "true",
+        "run",
+        "--name",
+        "anonuser",
+        "-v",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 1000 /dev/zero > /scratch/z",
     ]);
     env.ok(&["rm", "anonuser"]);
     let before = env.names(&[]);
     assert_eq!(before.len(), 4, "{before:?}");
     let out = env.ok(&["volume", "prune", "-f"]);
-    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert!(out.contains("Total reclaimed space: 1kB"), "{out}");
     assert_eq!(env.names(&[]), vec!["other", "va", "vb"]);
     // `--all` needs API 1.42 in the docker CLI; berth speaks 1.41, so send the filter raw.
     let prune = |filters: &str| {

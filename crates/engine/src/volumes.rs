@@ -341,7 +341,12 @@ impl Volumes {
         for name in removed {
             self.publish("destroy", &name, Self::driver_attrs());
         }
-        self.publish("prune", "", BTreeMap::new());
+        let reclaimed = report.space_reclaimed.to_string();
+        self.publish(
+            "prune",
+            "",
+            BTreeMap::from([("reclaimed".to_owned(), reclaimed)]),
+        );
         Ok(report)
     }
 
