@@ -1372,8 +1372,14 @@ impl Containers {
             }
         }
         self.execs_lock().retain(|_, e| e.container_id != id);
-        if let Some(v) = self.volumes.get() {
-            volumes::release(v, &record, remove_volumes);
+        if let Some(v) = self.volumes.get().cloned() {
+            // Removing anonymous volumes deletes their data: off the async threads.
+            let r = record.clone();
+            let released =
+                tokio::task::spawn_blocking(move || volumes::release(&v, &r, remove_volumes)).await;
+            if let Err(e) = released {
+                tracing::warn!("releasing the volumes of {id}: {e}");
+            }
         }
         self.publish(&record, "destroy", &[]);
         c.life.send_modify(|l| l.removed = true);
