@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use berth_engine::{Build, Containers, Events, Images, Networks, System};
+use berth_engine::{Build, Containers, Events, Images, Networks, System, Volumes};
 use tokio::net::UnixListener;
 
 pub use body::JsonBody;
@@ -42,6 +42,8 @@ pub struct Backend {
     pub networks: Arc<Networks>,
     /// `docker build`.
     pub build: Arc<Build>,
+    /// Volumes.
+    pub volumes: Arc<Volumes>,
 }
 
 /// The routes with the shared middleware (version check, Docker's response headers), before

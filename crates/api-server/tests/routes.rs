@@ -73,7 +73,11 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
         events.clone(),
         containers.clone(),
     ));
+    let volumes =
+        berth_engine::Volumes::open(&dir.path().join("data"), events.clone()).expect("volumes");
+    containers.use_volumes(volumes.clone());
     Backend {
+        volumes,
         system: Arc::new(system),
         events,
         containers,

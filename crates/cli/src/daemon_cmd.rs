@@ -530,6 +530,9 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let build = berth_engine::Build::open(images.clone(), containers.clone(), &config.data_root)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let volumes = berth_engine::Volumes::open(&config.data_root, events.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    containers.use_volumes(volumes.clone());
     let image_service = Arc::new(
         Images::new(images, events.clone(), containers.clone())
             .with_registry_options(config.registry.clone()),
@@ -550,6 +553,7 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             images: image_service,
             networks,
             build,
+            volumes,
         };
         let mut listeners = Vec::new();
         for path in &config.sockets {

@@ -13,6 +13,7 @@ pub mod events;
 pub mod images;
 pub mod networks;
 pub mod system;
+pub mod volumes;
 
 pub use build::{Build, BuildFailure, BuildOptions, Progress};
 pub use containers::{Containers, ContainersConfig};
@@ -22,3 +23,4 @@ pub use networks::{Networks, NetworksConfig};
 pub use system::{
     CgroupFacts, HostFacts, InfoReport, System, SystemConfig, SystemError, VersionReport,
 };
+pub use volumes::Volumes;

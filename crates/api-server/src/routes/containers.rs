@@ -230,7 +230,9 @@ async fn remove(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    containers.remove(&id, flag(&params, "force")).await?;
+    containers
+        .remove_with_volumes(&id, flag(&params, "force"), flag(&params, "v"))
+        .await?;
     Ok(no_content())
 }
 
@@ -617,8 +619,16 @@ fn mounts_json(r: &ContainerRecord) -> Vec<Value> {
         }
     }
     for m in r.host_config.mounts.iter().flatten() {
+        if m.kind == "volume" {
+            continue;
+        }
         out.push(json!({"Type": m.kind, "Source": m.source, "Destination": m.target,
             "Mode": "", "RW": !m.read_only, "Propagation": if m.kind == "bind" { "rprivate" } else { "" }}));
+    }
+    for p in r.mount_points.values() {
+        out.push(json!({"Type": "volume", "Name": p.name, "Source": p.source,
+            "Destination": p.destination, "Driver": "local", "Mode": p.mode, "RW": p.rw,
+            "Propagation": ""}));
     }
     for dest in r.host_config.tmpfs.iter().flatten().map(|(k, _)| k) {
         out.push(json!({"Type": "tmpfs", "Source": "", "Destination": dest,

@@ -7,13 +7,14 @@ mod events;
 mod images;
 mod networks;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
 use axum::response::{IntoResponse, Response};
-use berth_engine::{Build, Containers, Events, Images, Networks, System};
+use berth_engine::{Build, Containers, Events, Images, Networks, System, Volumes};
 use berth_errdefs::Category;
 
 use crate::Backend;
@@ -50,6 +51,12 @@ impl FromRef<Backend> for Arc<Images> {
     }
 }
 
+impl FromRef<Backend> for Arc<Volumes> {
+    fn from_ref(backend: &Backend) -> Arc<Volumes> {
+        backend.volumes.clone()
+    }
+}
+
 impl FromRef<Backend> for Arc<Networks> {
     fn from_ref(backend: &Backend) -> Arc<Networks> {
         backend.networks.clone()
@@ -64,6 +71,7 @@ pub(crate) fn router(backend: Backend) -> Router {
         .merge(images::routes())
         .merge(networks::routes())
         .merge(build::routes())
+        .merge(volumes::routes())
         .with_state(backend)
 }
 

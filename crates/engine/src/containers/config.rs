@@ -44,6 +44,8 @@ pub struct Config {
     pub stop_signal: Option<String>,
     /// Seconds `stop` waits before SIGKILL (10 when unset).
     pub stop_timeout: Option<i64>,
+    /// `Volumes`: anonymous volumes (`-v /path` puts them here).
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     /// `ExposedPorts` (kept for inspect; ports are the network layer's).
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
     /// `--mac-address` (API < 1.44 sends it here).
@@ -68,6 +70,30 @@ pub struct MountConfig {
     pub bind_options: Option<BindOptions>,
     /// Tmpfs options.
     pub tmpfs_options: Option<TmpfsOptions>,
+    /// Volume options.
+    pub volume_options: Option<VolumeOptions>,
+}
+
+/// `VolumeOptions` of a `--mount type=volume`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    /// Do not copy image content into a new volume (`volume-nocopy`).
+    pub no_copy: bool,
+    /// Labels for a volume created by this mount.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `volume-driver` and `volume-opt`.
+    pub driver_config: Option<DriverConfig>,
+}
+
+/// `VolumeOptions.DriverConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DriverConfig {
+    /// Driver name.
+    pub name: String,
+    /// Driver options.
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 /// `BindOptions`.
@@ -299,4 +325,26 @@ pub struct ContainerRecord {
     pub network_settings: crate::networks::NetworkSettings,
     /// `NetworkingConfig.EndpointsConfig` from create: network → `--ip`, aliases.
     pub endpoints_config: BTreeMap<String, crate::networks::EndpointRequest>,
+    /// The container's volumes, by destination (`MountPoints`, as in Docker's record).
+    #[serde(default)]
+    pub mount_points: BTreeMap<String, MountPoint>,
+}
+
+/// A volume mounted into a container, as inspect's `Mounts` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountPoint {
+    /// The volume's name.
+    pub name: String,
+    /// The volume's host directory.
+    pub source: String,
+    /// Path in the container.
+    pub destination: String,
+    /// `-v`'s mode string (`z` when none was given), empty for `--mount` and image volumes.
+    pub mode: String,
+    /// Writable.
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    /// Created for this container (removed with it by `rm -v` and `--rm`).
+    pub anonymous: bool,
 }

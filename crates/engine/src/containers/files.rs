@@ -291,6 +291,8 @@ pub(crate) fn spec_config(
         };
         let bind = m.bind_options.clone().unwrap_or_default();
         let tmpfs = m.tmpfs_options.clone().unwrap_or_default();
+        let volume = m.volume_options.clone().unwrap_or_default();
+        let driver = volume.driver_config.unwrap_or_default();
         mounts.push(berth_spec::MountSpec {
             kind,
             source: m.source.clone(),
@@ -300,7 +302,9 @@ pub(crate) fn spec_config(
             bind_non_recursive: bind.non_recursive,
             tmpfs_size: tmpfs.size_bytes,
             tmpfs_mode: tmpfs.mode,
-            ..Default::default()
+            volume_no_copy: volume.no_copy,
+            volume_driver: driver.name,
+            volume_options: driver.options.unwrap_or_default(),
         });
     }
     Ok(berth_spec::ContainerConfig {

@@ -20,10 +20,11 @@ mod files;
 mod logs;
 mod shim;
 mod top;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use berth_errdefs::{CategorizedError, Category, HasCategory};
@@ -33,8 +34,8 @@ use berth_shim::protocol::{ExitInfo, Request};
 use tokio::sync::{oneshot, watch};
 
 pub use config::{
-    BindOptions, Config, ContainerRecord, HostConfig, MountConfig, RestartPolicy, State,
-    TmpfsOptions, UlimitConfig, ZERO_TIME,
+    BindOptions, Config, ContainerRecord, DriverConfig, HostConfig, MountConfig, MountPoint,
+    RestartPolicy, State, TmpfsOptions, UlimitConfig, VolumeOptions, ZERO_TIME,
 };
 pub use exec::{ExecConfig, ExecInfo};
 pub(crate) use files::write_atomic;
@@ -164,6 +165,8 @@ pub struct Containers {
     networks: Arc<Networks>,
     index: Mutex<Index>,
     execs: Mutex<BTreeMap<String, ExecInfo>>,
+    /// Set once by [`Containers::use_volumes`]; without it volume mounts are refused.
+    volumes: OnceLock<Arc<crate::Volumes>>,
 }
 
 fn sys(context: &str, e: impl std::fmt::Display) -> CategorizedError {
@@ -218,7 +221,19 @@ impl Containers {
             networks,
             index: Mutex::new(index),
             execs: Mutex::new(BTreeMap::new()),
+            volumes: OnceLock::new(),
         }))
+    }
+
+    /// Gives the service the volumes service, and registers the volumes each loaded
+    /// container uses (so they are in use across a daemon restart).
+    pub fn use_volumes(&self, service: Arc<crate::Volumes>) {
+        for c in self.idx().by_id.values() {
+            for point in c.rec().mount_points.values() {
+                service.add_ref(&point.name, &c.id);
+            }
+        }
+        let _ = self.volumes.set(service);
     }
 
     fn execs_lock(&self) -> MutexGuard<'_, BTreeMap<String, ExecInfo>> {
@@ -397,6 +412,11 @@ impl Containers {
             &mut cleanup,
         ) {
             Ok(record) => {
+                if let Some(v) = self.volumes.get() {
+                    for point in record.mount_points.values() {
+                        v.add_ref(&point.name, &id);
+                    }
+                }
                 let c = Container::new(record.clone());
                 self.idx().by_id.insert(id.clone(), c);
                 self.publish(&record, "create", &[]);
@@ -488,7 +508,14 @@ impl Containers {
         cleanup.dirs.push(self.bundle_dir(id));
         // `container:` modes get their namespace at start, when the other container runs.
         let network = files::network_namespace(&host.network_mode)?;
-        self.write_bundle(id, &config.hostname, network, &spec_cfg, &etc)?;
+        let mount_points = self.write_bundle(
+            id,
+            &config.hostname,
+            network,
+            &spec_cfg,
+            &etc,
+            (host, &BTreeMap::new(), true),
+        )?;
         let mut graph = BTreeMap::new();
         graph.insert("MergedDir".to_owned(), rootfs.display().to_string());
         if let berth_snapshot::Mount::Overlay {
@@ -526,6 +553,7 @@ impl Containers {
             has_been_manually_stopped: false,
             network_settings: NetworkSettings::default(),
             endpoints_config: endpoints,
+            mount_points,
         };
         files::write_record(&dir.join(files::RECORD_NAME), &record)?;
         Ok(record)
@@ -533,6 +561,8 @@ impl Containers {
 
     /// Generates the OCI spec and writes the bundle (at create, and at start when the exec
     /// root was wiped, as by a reboot). The root filesystem must be mounted.
+    /// `volumes`: the host config, the container's known mount points and whether to copy
+    /// image content into new volumes (at create); returns the mount points.
     fn write_bundle(
         &self,
         id: &str,
@@ -540,7 +570,8 @@ impl Containers {
         network: berth_spec::NetworkNamespace,
         spec_cfg: &berth_spec::ContainerConfig,
         etc: &files::EtcFiles,
-    ) -> Result<()> {
+        volumes: (&HostConfig, &BTreeMap<String, MountPoint>, bool),
+    ) -> Result<BTreeMap<String, MountPoint>> {
         let mut ctx = berth_spec::RuntimeContext::new(id, self.rootfs_dir(id));
         ctx.hostname = hostname.to_owned();
         ctx.hostname_path = Some(etc.hostname.clone());
@@ -549,12 +580,30 @@ impl Containers {
         ctx.network = network;
         ctx.init_path = self.cfg.init_path.clone();
         ctx.init_default = self.cfg.init_default;
-        let spec = berth_spec::generate(spec_cfg, &ctx, &berth_spec::NoVolumes)
-            .map_err(|e| CategorizedError::from_error(&e))?;
+        let rootfs = self.rootfs_dir(id);
+        let resolver = volumes::Resolver {
+            volumes: self.volumes.get().map(|v| &**v),
+            rootfs: &rootfs,
+            known: volumes.1,
+            copy_up: volumes.2,
+            found: Default::default(),
+        };
+        let source = |req: &berth_spec::VolumeRequest<'_>| resolver.resolve(req);
+        let spec = match berth_spec::generate(spec_cfg, &ctx, &source) {
+            Ok(spec) => spec,
+            Err(e) => {
+                if volumes.2 {
+                    resolver.discard_anonymous();
+                }
+                return Err(CategorizedError::from_error(&e));
+            }
+        };
+        let points = resolver.mount_points(&spec, volumes.0);
         let bundle = self.bundle_dir(id);
         files::create_dir(&bundle)?;
         let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| sys("encode the spec", e))?;
-        files::write_replace(&bundle.join("config.json"), &spec_json)
+        files::write_replace(&bundle.join("config.json"), &spec_json)?;
+        Ok(points)
     }
 
     /// Rewrites the bundle from the record and the image's config: when it is missing, and
@@ -589,7 +638,9 @@ impl Containers {
             network,
             &spec_cfg,
             &etc,
+            (&record.host_config, &record.mount_points, false),
         )
+        .map(|_| ())
     }
 
     /// For `--network container:<name>`: the running container whose namespace to join.
@@ -663,7 +714,7 @@ impl Containers {
                     let this = self.clone();
                     let id = c.id.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = this.remove_inner(&id, true).await {
+                        if let Err(e) = this.remove_inner(&id, true, true).await {
                             tracing::warn!("auto-remove of {id}: {}", e.message);
                         }
                     });
@@ -722,6 +773,9 @@ impl Containers {
         };
         self.save(c)?;
         c.life.send_modify(|l| l.running = true);
+        if let Some(v) = self.volumes.get() {
+            volumes::publish_mounts(v, &record, "mount");
+        }
         self.publish(&record, "start", &[]);
         self.spawn_monitor(c.clone());
         Ok(())
@@ -885,6 +939,9 @@ impl Containers {
         if let Err(e) = self.save(c) {
             tracing::warn!("saving {}: {}", c.id, e.message);
         }
+        if let Some(v) = self.volumes.get() {
+            volumes::publish_mounts(v, &record, "unmount");
+        }
         self.publish(&record, "die", &[("exitCode", exit.exit_code.to_string())]);
         c.life.send_modify(|l| {
             l.exits += 1;
@@ -892,7 +949,7 @@ impl Containers {
             l.running = false;
         });
         if record.host_config.auto_remove {
-            if let Err(e) = self.remove_inner(&c.id, true).await {
+            if let Err(e) = self.remove_inner(&c.id, true, true).await {
                 tracing::warn!("auto-remove of {}: {}", c.id, e.message);
             }
         } else if should_restart(&record, exit.exit_code) {
@@ -1224,7 +1281,7 @@ impl Containers {
             {
                 continue;
             }
-            if self.remove_inner(&r.id, false).await.is_ok() {
+            if self.remove_inner(&r.id, false, false).await.is_ok() {
                 removed.push(r.id);
             }
         }
@@ -1245,6 +1302,16 @@ impl Containers {
 
     /// `DELETE /containers/{id}`.
     pub async fn remove(self: &Arc<Self>, name_or_id: &str, force: bool) -> Result<()> {
+        self.remove_with_volumes(name_or_id, force, false).await
+    }
+
+    /// `DELETE /containers/{id}?v=1`: also removes the container's anonymous volumes.
+    pub async fn remove_with_volumes(
+        self: &Arc<Self>,
+        name_or_id: &str,
+        force: bool,
+        remove_volumes: bool,
+    ) -> Result<()> {
         let c = self.find(name_or_id)?;
         if !force && c.rec().state.running {
             return Err(CategorizedError::new(
@@ -1255,10 +1322,15 @@ impl Containers {
                 ),
             ));
         }
-        self.remove_inner(&c.id, force).await
+        self.remove_inner(&c.id, force, remove_volumes).await
     }
 
-    async fn remove_inner(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
+    async fn remove_inner(
+        self: &Arc<Self>,
+        id: &str,
+        force: bool,
+        remove_volumes: bool,
+    ) -> Result<()> {
         let Ok(c) = self.find(id) else {
             return Ok(());
         };
@@ -1312,6 +1384,15 @@ impl Containers {
             }
         }
         self.execs_lock().retain(|_, e| e.container_id != id);
+        if let Some(v) = self.volumes.get().cloned() {
+            // Removing anonymous volumes deletes their data: off the async threads.
+            let r = record.clone();
+            let released =
+                tokio::task::spawn_blocking(move || volumes::release(&v, &r, remove_volumes)).await;
+            if let Err(e) = released {
+                tracing::warn!("releasing the volumes of {id}: {e}");
+            }
+        }
         self.publish(&record, "destroy", &[]);
         c.life.send_modify(|l| l.removed = true);
         Ok(())
@@ -1644,6 +1725,7 @@ fn merged_spec_config(
     image: Option<&berth_image::ContainerConfig>,
 ) -> Result<berth_spec::ContainerConfig> {
     let mut spec_cfg = files::spec_config(config, host)?;
+    volumes::add_anonymous_volumes(&mut spec_cfg, config, image);
     if let Some(image) = image {
         let img = berth_spec::ImageConfig {
             user: image.user.clone(),
