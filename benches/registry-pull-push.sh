@@ -2,9 +2,9 @@
 # Benchmark (not a test): docker push and docker pull through berth daemon against
 # `berth registry serve` on loopback, for an image with one ~200 MB layer (incompressible and
 # compressible variants), next to what sha256 and gzip -d alone achieve on this machine on
-# the same layer (coreutils sha256sum, gzip). Rates are MB/s of layer content (the
-# uncompressed tar). A Docker Engine, when installed (dockerd on PATH), is not driven here:
-# it would need its own daemon and networking on the host.
+# the same layer (coreutils sha256sum, gzip), and the same push and pull through a real
+# Docker Engine (Debian's docker.io, its own socket and data root) when dockerd is installed.
+# Rates are MB/s of layer content (the uncompressed tar).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MB=${MB:-200}
@@ -18,7 +18,9 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  umount -R "$work" 2>/dev/null || true
+  grep -o "$work[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  ip link del berthr0 2>/dev/null || true
+  nft delete table ip berth_regbench 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -29,10 +31,21 @@ reg=127.0.0.1:$port
 pids+=($!)
 echo '{}' > "$work/daemon.json"
 "$BERTH" daemon -H "unix://$work/berth.sock" --data-root "$work/data" --exec-root "$work/exec" \
-  --pidfile "$work/berth.pid" --config-file "$work/daemon.json" 2>"$work/daemon.log" &
+  --pidfile "$work/berth.pid" --config-file "$work/daemon.json" --bridge berthr0 \
+  --firewall-table berth_regbench 2>"$work/daemon.log" &
 pids+=($!)
-export DOCKER_HOST=unix://$work/berth.sock DOCKER_CONFIG=$work/docker-config
-for _ in $(seq 100); do docker version >/dev/null 2>&1 && break; sleep 0.1; done
+engines=(berth)
+if command -v dockerd >/dev/null; then
+  dockerd -H "unix://$work/docker.sock" --data-root "$work/docker-data" \
+    --exec-root "$work/docker-exec" --pidfile "$work/docker.pid" --bridge none \
+    --iptables=false >"$work/dockerd.log" 2>&1 &
+  pids+=($!)
+  engines+=(docker)
+fi
+export DOCKER_CONFIG=$work/docker-config
+for e in "${engines[@]}"; do
+  for _ in $(seq 300); do DOCKER_HOST=unix://$work/$e.sock docker version >/dev/null 2>&1 && break; sleep 0.1; done
+done
 
 now() { date +%s.%N; }
 rate() { python3 -c "print(f'{$1/1e6/($3-$2):.0f}')"; }
@@ -57,21 +70,17 @@ PY
   # The machine's limits on this layer: sha256 of the blob; gunzip + sha256 of the tar.
   t0=$(now); sha256sum "$work/$kind.tar.gz" >/dev/null; t1=$(now)
   gzip -dc "$work/$kind.tar.gz" | sha256sum >/dev/null; t2=$(now)
-  docker import "$work/$kind.tar" bench-$kind:1 >/dev/null
-  docker tag bench-$kind:1 "$reg/bench/$kind:1"
-  t3=$(now); docker push -q "$reg/bench/$kind:1" >/dev/null; t4=$(now)
-  # The largest blob written since the start of this push is the layer.
-  pushed=$(python3 - "$work/registry" "$t3" <<'PY'
-import os, sys
-paths = (os.path.join(d, f) for d, _, fs in os.walk(sys.argv[1]) for f in fs)
-print(max(os.path.getsize(p) for p in paths if os.path.getmtime(p) >= float(sys.argv[2]) - 1))
-PY
-)
-  docker rmi bench-$kind:1 "$reg/bench/$kind:1" >/dev/null
-  t5=$(now); docker pull -q "$reg/bench/$kind:1" >/dev/null; t6=$(now)
-  echo "$kind: layer $((pushed / 1000000)) MB compressed ($((tarsize / 1000000)) MB tar)"
-  # Every rate in MB/s of layer content (the uncompressed tar), so the variants compare.
-  echo "  push $(rate "$tarsize" "$t3" "$t4") MB/s; pull (download, verify, unpack) $(rate "$tarsize" "$t5" "$t6") MB/s"
-  echo "  limits: sha256 of the blob $(rate "$tarsize" "$t0" "$t1") MB/s; gzip -d | sha256 $(rate "$tarsize" "$t1" "$t2") MB/s"
-  docker rmi "$reg/bench/$kind:1" >/dev/null
+  echo "$kind: $((tarsize / 1000000)) MB tar; limits: sha256 of the blob $(rate "$tarsize" "$t0" "$t1") MB/s, gzip -d | sha256 $(rate "$tarsize" "$t1" "$t2") MB/s"
+  for e in "${engines[@]}"; do
+    export DOCKER_HOST=unix://$work/$e.sock
+    ref="$reg/bench-$e/$kind:1"
+    docker import "$work/$kind.tar" bench-$kind:1 >/dev/null
+    docker tag bench-$kind:1 "$ref"
+    t3=$(now); docker push -q "$ref" >/dev/null; t4=$(now)
+    docker rmi bench-$kind:1 "$ref" >/dev/null
+    t5=$(now); docker pull -q "$ref" >/dev/null; t6=$(now)
+    # Every rate in MB/s of layer content (the uncompressed tar), so the variants compare.
+    echo "  $e: push $(rate "$tarsize" "$t3" "$t4") MB/s; pull (download, verify, unpack) $(rate "$tarsize" "$t5" "$t6") MB/s"
+    docker rmi "$ref" >/dev/null
+  done
 done
