@@ -318,6 +318,30 @@ fn network_commands_match_docker() {
     env.same_all(&["network", "rm", "-f", "nv-no-such-net"]);
     env.same_all(&["network", "create", "--gateway", "10.9.9.1", "nv-x"]);
     env.same_all(&["network", "ls", "--bogus"]);
+    env.same_all(&["network", "rm"]);
+    env.same_all(&["network", "create"]);
+    env.same_all(&["network", "create", "a", "b"]);
+    env.same_all(&["network", "inspect"]);
+    env.same_all(&["network", "connect", &bn]);
+    env.same_all(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.9.0.0/16",
+        "--gateway",
+        "10.8.0.1",
+        "nv-x",
+    ]);
+    env.same_all(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.9.0.0/16",
+        "--subnet",
+        "10.9.1.0/24",
+        "nv-x",
+    ]);
+    env.same_all(&["network", "create", &bn]);
 
     // Connect (with an alias and a fixed address) puts a container on the network; in use,
     // the network cannot go; disconnect frees it.
@@ -440,7 +464,10 @@ fn volume_commands_match_docker() {
     env.same_all(&["volume", "rm", "nv-no-such-vol"]);
     env.same_all(&["volume", "rm", "-f", "nv-no-such-vol"]);
     env.same_all(&["volume", "ls", "--bogus"]);
-    let (dused, bused) = (unique("nv-dused"), unique("nv-bused"));
+    env.same_all(&["volume", "rm"]);
+    env.same_all(&["volume", "inspect"]);
+    // (Not compared: `volume create a b`, where docker 28 prints a stray "SRun" typo.)
+    let bused = unique("nv-bused");
     let ctr = unique("nv-vctr");
     env.ok(&["volume", "create", &bused]);
     let run = env.docker(&[
@@ -464,7 +491,8 @@ fn volume_commands_match_docker() {
         "{}",
         text(&used.stderr)
     );
-    let _ = dused;
+    env.same_all(&["volume", "rm", &bused]);
+    env.same_all(&["volume", "rm", "-f", &bused]);
 
     // Many at once: each name that went, the unknown one's error, exit 1.
     let out = env.same_shape(
