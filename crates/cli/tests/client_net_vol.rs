@@ -292,6 +292,9 @@ fn network_commands_match_docker() {
     env.same_all(&["network", "ls", "-q"]);
     env.same_all(&["network", "ls", "--no-trunc"]);
     env.same_all(&["network", "ls", "-f", "label=tier=web", "-q"]);
+    env.same_all(&["network", "ls", "-f", "type=custom"]);
+    env.same_all(&["network", "ls", "-f", "driver=bridge", "--no-trunc"]);
+    env.same_all(&["network", "ls", "-f", "label=nv-none"]);
     env.same_all(&["network", "ls", "--filter", &format!("name={bn}")]);
     env.same_all(&[
         "network",
@@ -390,6 +393,10 @@ fn network_commands_match_docker() {
     );
     let out = env.ok(&["network", "prune", "-f", "--filter", "label=prune=me"]);
     assert_eq!(out, format!("Deleted Networks:\n{p1}\n\n"));
+    // A network a container is on is not pruned.
+    env.ok(&["network", "connect", &p2, &ctr]);
+    assert_eq!(env.same_all(&["network", "prune", "-f"]), "");
+    env.ok(&["network", "disconnect", &p2, &ctr]);
     let out = env.ok(&["network", "prune", "-f"]);
     assert_eq!(out, format!("Deleted Networks:\n{p2}\n\n"));
     env.same_all(&["network", "prune", "-f"]);
@@ -441,6 +448,8 @@ fn volume_commands_match_docker() {
     assert!(ls.contains(&bv) && ls.contains(anon.trim()), "{ls}");
     env.same_all(&["volume", "ls", "-q"]);
     env.same_all(&["volume", "ls", "-f", "label=tier=db"]);
+    env.same_all(&["volume", "ls", "-f", &format!("name={bv}")]);
+    env.same_all(&["volume", "ls", "-f", "driver=local", "-q"]);
     env.same_all(&["volume", "ls", "-f", "dangling=true", "-q"]);
     env.same_all(&[
         "volume",
