@@ -322,6 +322,8 @@ fn network_commands_match_docker() {
     env.same_all(&["network", "create", "--gateway", "10.9.9.1", "nv-x"]);
     env.same_all(&["network", "ls", "--bogus"]);
     env.same_all(&["network", "rm"]);
+    env.same_all(&["network"]);
+    env.same_all(&["network", "bogus"]);
     env.same_all(&["network", "create"]);
     env.same_all(&["network", "create", "a", "b"]);
     env.same_all(&["network", "inspect"]);
@@ -474,6 +476,7 @@ fn volume_commands_match_docker() {
     env.same_all(&["volume", "rm", "-f", "nv-no-such-vol"]);
     env.same_all(&["volume", "ls", "--bogus"]);
     env.same_all(&["volume", "rm"]);
+    env.same_all(&["volume", "bogus"]);
     env.same_all(&["volume", "inspect"]);
     // (Not compared: `volume create a b`, where docker 28 prints a stray "SRun" typo.)
     let bused = unique("nv-bused");

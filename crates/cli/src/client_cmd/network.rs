@@ -14,9 +14,7 @@ use super::{CliError, CliResult, Invocation, filters, parse};
 /// `network <sub> …`: the subcommand's function.
 pub async fn network(inv: &Invocation<'_>) -> CliResult {
     let Some((sub, rest)) = inv.args.split_first() else {
-        return Err(CliError::Help(
-            "\nUsage:  berth network COMMAND\n\nManage networks\n".to_owned(),
-        ));
+        return Err(group_help("network", "Manage networks", NETWORK_COMMANDS));
     };
     let name = format!("network {sub}");
     let inv = Invocation {
@@ -32,12 +30,45 @@ pub async fn network(inv: &Invocation<'_>) -> CliResult {
         "prune" => prune(&inv).await,
         "connect" => connect(&inv).await,
         "disconnect" => disconnect(&inv).await,
-        other => Err(CliError::Usage {
-            message: format!(
-                "berth: unknown command: berth network {other}\n\nRun 'berth network --help' for more information"
-            ),
-            code: 1,
-        }),
+        other => Err(unknown_sub("network", "berth network", other)),
+    }
+}
+
+const NETWORK_COMMANDS: &[(&str, &str)] = &[
+    ("connect", "Connect a container to a network"),
+    ("create", "Create a network"),
+    ("disconnect", "Disconnect a container from a network"),
+    (
+        "inspect",
+        "Display detailed information on one or more networks",
+    ),
+    ("ls", "List networks"),
+    ("prune", "Remove all unused networks"),
+    ("rm", "Remove one or more networks"),
+];
+
+/// `berth network` alone: docker prints the group's help on stderr and exits 0.
+pub(super) fn group_help(group: &str, about: &str, commands: &[(&str, &str)]) -> CliError {
+    let mut text = format!("Usage:  berth {group} COMMAND\n\n{about}\n\nCommands:\n");
+    for (name, what) in commands {
+        text.push_str(&format!("  {name:<11} {what}\n"));
+    }
+    text.push_str(&format!(
+        "\nRun 'berth {group} COMMAND --help' for more information on a command."
+    ));
+    CliError::Usage {
+        message: text,
+        code: 0,
+    }
+}
+
+/// An unknown subcommand: docker's message (its usage line differs per group), exit 1.
+pub(super) fn unknown_sub(group: &str, usage: &str, sub: &str) -> CliError {
+    CliError::Usage {
+        message: format!(
+            "berth: unknown command: berth {group} {sub}\n\nUsage:  {usage}\n\nRun 'berth {group} --help' for more information"
+        ),
+        code: 1,
     }
 }
 

@@ -6,16 +6,15 @@ use serde_json::{Value, json};
 
 use super::format::{Row, human_size, render};
 use super::network::{
-    inspect_objects, joined, kv_map, labels_of, list_format, names_in, natural_cmp, str_of,
+    group_help, inspect_objects, joined, kv_map, labels_of, list_format, names_in, natural_cmp,
+    str_of, unknown_sub,
 };
 use super::{CliError, CliResult, Invocation, filters, parse};
 
 /// `volume <sub> …`: the subcommand's function.
 pub async fn volume(inv: &Invocation<'_>) -> CliResult {
     let Some((sub, rest)) = inv.args.split_first() else {
-        return Err(CliError::Help(
-            "\nUsage:  berth volume COMMAND\n\nManage volumes\n".to_owned(),
-        ));
+        return Err(group_help("volume", "Manage volumes", VOLUME_COMMANDS));
     };
     let name = format!("volume {sub}");
     let inv = Invocation {
@@ -29,14 +28,21 @@ pub async fn volume(inv: &Invocation<'_>) -> CliResult {
         "inspect" => inspect(&inv).await,
         "rm" | "remove" => rm(&inv).await,
         "prune" => prune(&inv).await,
-        other => Err(CliError::Usage {
-            message: format!(
-                "berth: unknown command: berth volume {other}\n\nRun 'berth volume --help' for more information"
-            ),
-            code: 1,
-        }),
+        other => Err(unknown_sub("volume", "berth volume COMMAND", other)),
     }
 }
+/// Docker also lists `update` (cluster volumes only); berth has no cluster, so no `update`.
+/// `update` (cluster volumes only) is listed as docker lists it; berth has no cluster.
+const VOLUME_COMMANDS: &[(&str, &str)] = &[
+    ("create", "Create a volume"),
+    (
+        "inspect",
+        "Display detailed information on one or more volumes",
+    ),
+    ("ls", "List volumes"),
+    ("prune", "Remove unused local volumes"),
+    ("rm", "Remove one or more volumes"),
+];
 
 #[derive(Parser)]
 #[command(name = "ls", about = "List volumes")]
