@@ -13,6 +13,7 @@
 mod api;
 mod error;
 mod host;
+mod netvol;
 pub mod stream;
 pub mod types;
 

@@ -715,7 +715,7 @@ async fn lookup(
 
 /// What docker prints: `json.MarshalIndent` of the raw objects, 4 spaces, their field order
 /// kept, `<`, `>` and `&` escaped as Go's encoder does; `[]` when nothing was found.
-fn go_indent(raws: &[Vec<u8>]) -> String {
+pub(super) fn go_indent(raws: &[Vec<u8>]) -> String {
     if raws.is_empty() {
         return "[]".to_owned();
     }

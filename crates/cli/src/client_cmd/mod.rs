@@ -4,12 +4,14 @@
 mod container;
 mod format;
 mod images;
+mod network;
 mod progress;
 mod ps;
 mod run;
 mod system;
 mod template;
 mod tty;
+mod volume;
 
 use berth_client::{Client, ClientError, Host};
 use clap::Parser;
@@ -204,6 +206,8 @@ async fn dispatch(args: &[String]) -> CliResult {
         "load" => images::load(&inv).await,
         "import" => images::import(&inv).await,
         "events" => system::events(&inv).await,
+        "network" => network::network(&inv).await,
+        "volume" => volume::volume(&inv).await,
         other => Err(CliError::Usage {
             message: format!(
                 "berth: unknown command: berth {other}\n\nRun 'berth --help' for more information"
