@@ -17,7 +17,7 @@ cleanup() {
     docker network rm demo-net >/dev/null 2>&1 || true
     kill "$daemon_pid" 2>/dev/null || true
     wait "$daemon_pid" 2>/dev/null || true
-    grep -o " $work[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
+    { grep -o " $work[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$exec_root"
     # The demo daemon's own bridge and nftables table (a real daemon keeps them, as Docker
     # keeps docker0).
