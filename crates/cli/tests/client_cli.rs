@@ -4,120 +4,16 @@
 //!
 //! Needs root (overlay mounts, namespaces) and the docker CLI; skipped otherwise.
 
+mod client_support;
 mod daemon_support;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use daemon_support::{Daemon, wait_bounded};
-
-fn usable() -> bool {
-    if !berth_testsupport::is_root() {
-        eprintln!("skipped: needs root");
-        return false;
-    }
-    if Command::new("docker").arg("--version").output().is_err() {
-        eprintln!("skipped: no docker CLI");
-        return false;
-    }
-    true
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh state dir whose data root already holds `busybox:latest`.
-fn prepared_dir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("berth-cli")
-        .tempdir_in("/tmp")
-        .expect("tempdir");
-    std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
-    let rootfs = dir.path().join("bb-rootfs");
-    berth_testsupport::busybox_rootfs(&rootfs);
-    let tar = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .args(["-cf", "-", "."])
-        .output()
-        .expect("tar");
-    assert!(tar.status.success(), "tar: {}", text(&tar.stderr));
-    let store = berth_image::ImageStore::open(&dir.path().join("data")).expect("image store");
-    let opts = berth_image::ImportOptions {
-        tag: Some("busybox:latest".parse().expect("reference")),
-        ..Default::default()
-    };
-    store
-        .import(&mut tar.stdout.as_slice(), &opts)
-        .expect("import busybox");
-    drop(store);
-    std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
-    dir
-}
-
-/// A daemon with busybox; its containers are force-removed and its shims killed at the end.
-struct Env {
-    daemon: Daemon,
-}
+use client_support::*;
+use daemon_support::wait_bounded;
 
 impl Env {
-    fn new() -> Env {
-        Env {
-            daemon: Daemon::start_in(prepared_dir(), &[]),
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.daemon.socket.display())
-    }
-
-    /// The `berth` CLI against this daemon (through `BERTH_HOST`), bounded in time.
-    fn berth(&self, args: &[&str]) -> Output {
-        self.berth_input(args, None)
-    }
-
-    fn berth_input(&self, args: &[&str], input: Option<&[u8]>) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(args)
-            .env("BERTH_HOST", self.host())
-            .env_remove("DOCKER_HOST")
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn berth");
-        if let Some(input) = input {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().expect("stdin");
-            stdin.write_all(input).expect("write stdin");
-        }
-        finish(child, args)
-    }
-
-    fn docker(&self, args: &[&str]) -> Output {
-        self.daemon.docker(args)
-    }
-
-    /// `berth …` that must succeed; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.berth(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed ({:?}): {}\n{}\ndaemon log:\n{}",
-            out.status.code(),
-            text(&out.stdout),
-            text(&out.stderr),
-            tail(&self.daemon.log())
-        );
-        text(&out.stdout)
-    }
-
     /// Runs the same arguments through docker and berth until both print the same (time
     /// cells can tick between the two runs); the last outputs.
     fn same_as_docker(&self, args: &[&str]) -> (String, String) {
@@ -155,67 +51,6 @@ impl Drop for Env {
         }
         kill_leftover_shims(self.daemon.dir.path());
     }
-}
-
-/// Waits (bounded) for a child and collects its output.
-fn finish(mut child: std::process::Child, args: &[&str]) -> Output {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let out_reader = std::thread::spawn(move || read_all(stdout));
-    let err_reader = std::thread::spawn(move || read_all(stderr));
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if matches!(child.try_wait(), Ok(None)) {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("berth {args:?} did not finish in 30s");
-    }
-    let status = child.wait().expect("wait");
-    Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    }
-}
-
-fn read_all(pipe: Option<impl std::io::Read>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(mut p) = pipe {
-        let _ = p.read_to_end(&mut buf);
-    }
-    buf
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// The shims of this test: processes whose command line is a `shim` and mentions `dir`.
-fn kill_leftover_shims(dir: &Path) {
-    let needle = dir.display().to_string();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = text(&cmdline).replace('\0', " ");
-            if cmdline.contains(" shim ") && cmdline.contains(&needle) {
-                // SAFETY: kill(2) has no memory-safety preconditions.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
-/// Names unique to this process and test.
-fn unique(tag: &str) -> String {
-    format!("{tag}-{}", std::process::id())
 }
 
 #[test]
