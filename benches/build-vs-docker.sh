@@ -9,6 +9,7 @@
 # Prints the median of N runs of each and berth's ratio to Docker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/isolation.sh
 N=${N:-3}
 if [ -z "${BERTH_BIN:-}" ]; then
   cargo build --release -q -p berth
@@ -33,11 +34,12 @@ cleanup() {
   else
     rm -rf "$work"
   fi
+  berth_isolation_cleanup bbench
 }
 trap cleanup EXIT
 
 echo '{}' > "$work/daemon.json"
-"$BERTH" daemon -H "unix://$work/berth.sock" --data-root "$work/berth-data" \
+"$BERTH" daemon $(berth_isolation_args bbench) -H "unix://$work/berth.sock" --data-root "$work/berth-data" \
   --exec-root "$work/berth-exec" --pidfile "$work/berth.pid" \
   --config-file "$work/daemon.json" >"$work/berth.log" 2>&1 &
 dockerd --data-root "$work/docker-data" --exec-root "$work/docker-exec" \

@@ -9,6 +9,7 @@
 #   daemon idle RSS · per-container overhead (PSS of the shims).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/isolation.sh
 N=${N:-20}
 ./scripts/deps.sh
 if ! command -v dockerd >/dev/null; then
@@ -33,10 +34,9 @@ cleanup() {
     for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   done
   ip link del docker0 2>/dev/null || true
-  ip link del berthb0 2>/dev/null || true
-  nft delete table ip berth_bench 2>/dev/null || true
   grep -o "$work[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
+  berth_isolation_cleanup ebench
 }
 trap cleanup EXIT
 
@@ -54,9 +54,9 @@ dockerd -H "unix://$work/docker.sock" --data-root "$work/docker-data" \
   >"$work/dockerd.log" 2>&1 &
 pids+=($!)
 echo '{}' >"$work/berth.json"
-"$BERTH" daemon -H "unix://$work/berth.sock" --data-root "$work/berth-data" \
+"$BERTH" daemon $(berth_isolation_args ebench) -H "unix://$work/berth.sock" --data-root "$work/berth-data" \
   --exec-root "$work/berth-exec" --pidfile "$work/berth.pid" \
-  --config-file "$work/berth.json" --bridge berthb0 --firewall-table berth_bench \
+  --config-file "$work/berth.json" \
   --bip 10.199.0.1/24 >"$work/berthd.log" 2>&1 &
 pids+=($!)
 wait_sock "$work/docker.sock"

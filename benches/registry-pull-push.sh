@@ -7,6 +7,7 @@
 # Rates are MB/s of layer content (the uncompressed tar).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/isolation.sh
 MB=${MB:-200}
 if [ -z "${BERTH_BIN:-}" ]; then
   cargo build --release -q -p berth
@@ -19,9 +20,8 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   grep -o "$work[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  ip link del berthr0 2>/dev/null || true
-  nft delete table ip berth_regbench 2>/dev/null || true
   rm -rf "$work"
+  berth_isolation_cleanup rbench
 }
 trap cleanup EXIT
 
@@ -30,9 +30,8 @@ reg=127.0.0.1:$port
 "$BERTH" registry serve --addr "$reg" --root "$work/registry" 2>"$work/registry.log" &
 pids+=($!)
 echo '{}' > "$work/daemon.json"
-"$BERTH" daemon -H "unix://$work/berth.sock" --data-root "$work/data" --exec-root "$work/exec" \
-  --pidfile "$work/berth.pid" --config-file "$work/daemon.json" --bridge berthr0 \
-  --firewall-table berth_regbench 2>"$work/daemon.log" &
+"$BERTH" daemon $(berth_isolation_args rbench) -H "unix://$work/berth.sock" --data-root "$work/data" --exec-root "$work/exec" \
+  --pidfile "$work/berth.pid" --config-file "$work/daemon.json" 2>"$work/daemon.log" &
 pids+=($!)
 engines=(berth)
 if command -v dockerd >/dev/null; then

@@ -8,6 +8,7 @@
 # two engines hash differently). Exits 1 on any difference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/isolation.sh
 if [ -z "${BERTH_BIN:-}" ]; then
   cargo build -q -p berth
 fi
@@ -31,11 +32,12 @@ cleanup() {
   else
     rm -rf "$work"
   fi
+  berth_isolation_cleanup cmp
 }
 trap cleanup EXIT
 
 echo '{}' > "$work/daemon.json"
-"$BERTH" daemon -H "unix://$work/berth.sock" --data-root "$work/berth-data" \
+"$BERTH" daemon $(berth_isolation_args cmp) -H "unix://$work/berth.sock" --data-root "$work/berth-data" \
   --exec-root "$work/berth-exec" --pidfile "$work/berth.pid" \
   --config-file "$work/daemon.json" >"$work/berth.log" 2>&1 &
 dockerd --data-root "$work/docker-data" --exec-root "$work/docker-exec" \

@@ -4,6 +4,7 @@
 # foreground, one detached under its shim, which outlives the command that started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/isolation.sh
 ./scripts/deps.sh
 cargo build --release -q -p berth
 BERTH=$PWD/target/release/berth
@@ -19,10 +20,9 @@ cleanup() {
     wait "$daemon_pid" 2>/dev/null || true
     { grep -o " $work[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
     rm -rf "$exec_root"
-    # The demo daemon's own bridge and nftables table (a real daemon keeps them, as Docker
-    # keeps docker0).
-    ip link del berthdemo0 2>/dev/null || true
-    nft delete table ip berth_demo 2>/dev/null || true
+    # The demo daemon's own bridge, nftables table and cgroup parent (a real daemon keeps
+    # them, as Docker keeps docker0).
+    berth_isolation_cleanup demo
   fi
   rm -rf "$work"
 }
@@ -84,8 +84,8 @@ fi
 
 say "berth daemon: the Docker Engine API, driven by the real docker CLI"
 exec_root=$work/exec
-"$BERTH" daemon -H "unix://$work/berth.sock" --data-root "$work/data" --exec-root "$exec_root" \
-  --config-file /dev/null --bridge berthdemo0 --firewall-table berth_demo \
+"$BERTH" daemon $(berth_isolation_args demo) -H "unix://$work/berth.sock" --data-root "$work/data" --exec-root "$exec_root" \
+  --config-file /dev/null \
   >"$work/daemon.log" 2>&1 &
 daemon_pid=$!
 export DOCKER_HOST=unix://$work/berth.sock

@@ -59,6 +59,7 @@ fn backend(dir: &tempfile::TempDir) -> Backend {
             runtime: None,
             init_path: None,
             init_default: false,
+            cgroup_parent: String::new(),
         },
         images.clone(),
         events.clone(),

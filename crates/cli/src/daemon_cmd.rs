@@ -81,6 +81,9 @@ struct Flags {
     /// The static init binary for --init [default: docker-init or tini-static from PATH].
     #[arg(long)]
     init_path: Option<PathBuf>,
+    /// Parent cgroup of containers that name none [default: /berth].
+    #[arg(long)]
+    cgroup_parent: Option<String>,
 }
 
 const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
@@ -89,6 +92,7 @@ const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 const DEFAULT_EXEC_ROOT: &str = "/run/berth";
 const DEFAULT_GROUP: &str = "berth";
 const DEFAULT_BRIDGE: &str = "berth0";
+const DEFAULT_CGROUP_PARENT: &str = "/berth";
 const DEFAULT_FIREWALL_TABLE: &str = "berth";
 /// The built-in runtime: the shim runs it in-process; `berth runtime` is its runc-style CLI.
 const BUILTIN_RUNTIME: &str = "berth";
@@ -109,6 +113,7 @@ struct DaemonConfig {
     network: NetworkSettings,
     init_default: bool,
     init_path: Option<PathBuf>,
+    cgroup_parent: String,
     /// `insecure-registries`, `max-concurrent-downloads`/`-uploads`, and CA roots from
     /// `/etc/berth/certs.d/<host>/*.crt` (dockerd's `/etc/docker/certs.d`).
     registry: RegistryOptions,
@@ -170,6 +175,7 @@ const FILE_KEYS: &[&str] = &[
     "firewall-table",
     "init",
     "init-path",
+    "cgroup-parent",
     "insecure-registries",
     "max-concurrent-downloads",
     "max-concurrent-uploads",
@@ -316,7 +322,15 @@ fn resolve(flags: Flags) -> Result<DaemonConfig> {
         .init_path
         .or(string("init-path")?.map(PathBuf::from))
         .or_else(find_init);
+    let cgroup_parent = flags
+        .cgroup_parent
+        .or(string("cgroup-parent")?)
+        .unwrap_or_else(|| DEFAULT_CGROUP_PARENT.into());
+    if !cgroup_parent.starts_with('/') || cgroup_parent.split('/').any(|c| c == "..") {
+        bail!("invalid cgroup-parent {cgroup_parent:?}: expected an absolute path without '..'");
+    }
     Ok(DaemonConfig {
+        cgroup_parent,
         init_default,
         init_path,
         network,
@@ -522,6 +536,7 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             runtime: None,
             init_path: config.init_path.clone(),
             init_default: config.init_default,
+            cgroup_parent: config.cgroup_parent.clone(),
         },
         images.clone(),
         events.clone(),

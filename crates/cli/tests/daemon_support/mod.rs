@@ -29,6 +29,8 @@ pub struct Daemon {
 pub struct TestNet {
     pub bridge: String,
     pub table: String,
+    /// The daemon's own `--cgroup-parent` (`/berth-t<n>`), removed with the rest.
+    pub cgroup_parent: String,
     /// The default bridge's gateway with its prefix (`10.a.b.1/24`).
     pub bip: String,
     /// A /20 for automatic subnets; the bip's /24 is its first.
@@ -57,6 +59,7 @@ impl TestNet {
         TestNet {
             bridge: format!("bt{n}"),
             table: format!("berth_t{n}"),
+            cgroup_parent: format!("/berth-t{n}"),
             bip: format!("10.{a}.{b}.1/24"),
             pool: format!("base=10.{a}.{b}.0/20,size=24"),
         }
@@ -88,6 +91,13 @@ impl TestNet {
             .args(["delete", "table", "ip", &self.table])
             .stderr(Stdio::null())
             .status();
+        // Container cgroups go with their containers; the parent is left empty.
+        let parent = self.cgroup_parent.trim_start_matches('/');
+        let root = Path::new("/sys/fs/cgroup");
+        let _ = std::fs::remove_dir(root.join(parent)); // cgroup v2
+        for h in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir(h.path().join(parent)); // each v1 hierarchy
+        }
     }
 }
 
@@ -130,6 +140,8 @@ pub fn daemon_args(dir: &Path) -> Vec<String> {
         net.pool,
         "--firewall-table".into(),
         net.table,
+        "--cgroup-parent".into(),
+        net.cgroup_parent,
     ]);
     args
 }

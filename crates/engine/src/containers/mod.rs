@@ -64,6 +64,8 @@ pub struct ContainersConfig {
     pub init_path: Option<PathBuf>,
     /// The daemon's `--init`: containers that do not say get the init.
     pub init_default: bool,
+    /// `--cgroup-parent`: where containers' cgroups go unless they name one (`/berth`).
+    pub cgroup_parent: String,
 }
 
 /// How a wait ends.
@@ -580,6 +582,9 @@ impl Containers {
         ctx.network = network;
         ctx.init_path = self.cfg.init_path.clone();
         ctx.init_default = self.cfg.init_default;
+        if !self.cfg.cgroup_parent.is_empty() {
+            ctx.cgroup_parent = self.cfg.cgroup_parent.clone();
+        }
         let rootfs = self.rootfs_dir(id);
         let resolver = volumes::Resolver {
             volumes: self.volumes.get().map(|v| &**v),

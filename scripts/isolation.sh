@@ -1,0 +1,12 @@
+# Sourced by the demo and the bench scripts: a berth daemon of their own shares nothing with a
+# berth (or Docker) already on the host, and leaves nothing behind.
+# berth_isolation_args NAME: the daemon flags for bridge, nftables table and cgroup parent.
+berth_isolation_args() {
+  echo "--bridge berth$1 --firewall-table berth_$1 --cgroup-parent /berth-$1"
+}
+# berth_isolation_cleanup NAME: removes them (after the daemon's containers are gone).
+berth_isolation_cleanup() {
+  ip link del "berth$1" 2>/dev/null || true
+  nft delete table ip "berth_$1" 2>/dev/null || true
+  rmdir /sys/fs/cgroup/"berth-$1" /sys/fs/cgroup/*/"berth-$1" 2>/dev/null || true
+}
