@@ -553,6 +553,9 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             .with_registry_options(config.registry.clone()),
     );
     runtime.block_on(async {
+        // Handlers first: a SIGTERM that arrives once the socket answers must be a clean
+        // shutdown, not the default action.
+        let shutdown = shutdown_signal()?;
         containers.restore().await;
         let backend = Backend {
             system: Arc::new(System::new(SystemConfig {
@@ -577,26 +580,23 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             tracing::info!("API listening on {}", path.display());
             listeners.push(listener);
         }
-        berth_api_server::serve(listeners, backend, shutdown_signal()).await?;
+        berth_api_server::serve(listeners, backend, shutdown).await?;
         Ok(())
     })
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now; the future resolves on either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
-        return std::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!("received {name}, shutting down");
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("received {name}, shutting down");
+    })
 }
 
 fn init_logging(level: tracing::Level) {

@@ -100,7 +100,9 @@ fn create_in(
         .cgroups_path()
         .clone()
         .map(|p| p.display().to_string())
-        .unwrap_or(format!("/berth/{}", opts.id));
+        // runc's default: a cgroup of the container's own at the top, so no shared parent is
+        // left behind (the daemon always names a path, under its --cgroup-parent).
+        .unwrap_or(format!("/{}", opts.id));
     let cgroup = setup_cgroup(&cgroup_path, &linux, &mut warnings)?;
     cleanup.cgroup = Some(cgroup.clone());
     let fifo = make_exec_fifo(state)?;
