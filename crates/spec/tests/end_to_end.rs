@@ -57,7 +57,10 @@ fn default_spec_runs_with_dockers_confinement() {
     berth_testsupport::busybox_rootfs(&rootfs);
 
     let id = berth_testsupport::unique_name("berth-spec-e2e");
-    let ctx = RuntimeContext::new(&id, &rootfs);
+    let mut ctx = RuntimeContext::new(&id, &rootfs);
+    // The container's own cgroup at the top (`/<id>`), which delete removes: no shared
+    // `/berth` parent is left on the host.
+    ctx.cgroup_parent = String::new();
     let script = "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status; \
                   unshare -n true; echo unshare_rc=$?; \
                   echo keys_bytes=$(wc -c < /proc/keys)";
@@ -133,7 +136,10 @@ fn privileged_spec_runs_with_the_runtimes_capabilities() {
     let rootfs = bundle.path().join("rootfs");
     berth_testsupport::busybox_rootfs(&rootfs);
     let id = berth_testsupport::unique_name("berth-spec-e2e-priv");
-    let ctx = RuntimeContext::new(&id, &rootfs);
+    let mut ctx = RuntimeContext::new(&id, &rootfs);
+    // The container's own cgroup at the top (`/<id>`), which delete removes: no shared
+    // `/berth` parent is left on the host.
+    ctx.cgroup_parent = String::new();
     let script = "grep -E '^Cap(Eff|Bnd|Inh):' /proc/self/status; \
                   unshare -n true; echo unshare_rc=$?";
     let mut cfg = ContainerConfig {
@@ -195,6 +201,9 @@ fn options_are_accepted_by_the_runtime() {
 
     let id = berth_testsupport::unique_name("berth-spec-e2e-opts");
     let mut ctx = RuntimeContext::new(&id, &rootfs);
+    // The container's own cgroup at the top (`/<id>`), which delete removes: no shared
+    // `/berth` parent is left on the host.
+    ctx.cgroup_parent = String::new();
     ctx.hosts_path = Some(hosts);
     let script = "id -u; id -g; grep CapEff /proc/self/status; \
                   touch /rootfile 2>/dev/null && echo root_writable || echo root_readonly; \
