@@ -8,5 +8,13 @@ berth_isolation_args() {
 berth_isolation_cleanup() {
   ip link del "berth$1" 2>/dev/null || true
   nft delete table ip "berth_$1" 2>/dev/null || true
+  # The ACCEPT rules berth puts in a Docker Engine's DOCKER-USER (or a DROP-policy FORWARD).
+  for chain in DOCKER-USER FORWARD; do
+    for dir in -i -o; do
+      for _ in 1 2 3 4; do
+        iptables -w -D "$chain" "$dir" "berth$1" -j ACCEPT 2>/dev/null || break
+      done
+    done
+  done
   rmdir /sys/fs/cgroup/"berth-$1" /sys/fs/cgroup/*/"berth-$1" 2>/dev/null || true
 }

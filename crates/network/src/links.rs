@@ -16,7 +16,7 @@ use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use nix::sched::CloneFlags;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteType};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 const ENODEV: i32 = 19;
 const EEXIST: i32 = 17;
@@ -313,7 +313,17 @@ impl Netlink {
                 "attach {} to {}",
                 ep.host_ifname, ep.bridge
             )))?;
-        set_hairpin(&ep.host_ifname)?;
+        // Lets the bridge send a frame back out of the port it came in on, so a container
+        // reaches its own published port through the host (the DNAT turns the packet around).
+        // Netlink, not /sys/class/net: sysfs shows the namespace that mounted it, which is not
+        // the daemon's when the daemon runs in a network namespace of its own.
+        let msg = LinkBridgePort::new(host).hairpin(true).build();
+        self.handle
+            .link()
+            .set_port(msg)
+            .execute()
+            .await
+            .map_err(netlink(format!("hairpin mode on {}", ep.host_ifname)))?;
         let ns = ep.netns.open()?;
         let peer_index = self.require_index(peer).await?;
         let msg = LinkUnspec::new_with_index(peer_index)
@@ -475,13 +485,6 @@ pub fn write_sysctl(key: &str, value: &str) -> Result<(), LinkError> {
 }
 
 /// Sets an IPv6 per-interface knob; a kernel without IPv6 has nothing to set.
-/// Lets the bridge send a frame back out of the port it came in on, so a container reaches
-/// its own published port through the host (the DNAT turns the packet around).
-fn set_hairpin(ifname: &str) -> Result<(), LinkError> {
-    let path = PathBuf::from(format!("/sys/class/net/{ifname}/brport/hairpin_mode"));
-    std::fs::write(&path, "1").map_err(|source| LinkError::Sysctl { path, source })
-}
-
 fn set_ipv6_conf(ifname: &str, knob: &str, value: &str) -> Result<(), LinkError> {
     let key = format!("net/ipv6/conf/{ifname}/{knob}");
     if !Path::new("/proc/sys").join(&key).exists() {

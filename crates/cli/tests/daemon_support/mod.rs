@@ -86,6 +86,7 @@ impl TestNet {
                 .args(["link", "del", &bridge])
                 .stderr(Stdio::null())
                 .status();
+            remove_forward_rules(&bridge);
         }
         let _ = Command::new("nft")
             .args(["delete", "table", "ip", &self.table])
@@ -97,6 +98,26 @@ impl TestNet {
         let _ = std::fs::remove_dir(root.join(parent)); // cgroup v2
         for h in std::fs::read_dir(root).into_iter().flatten().flatten() {
             let _ = std::fs::remove_dir(h.path().join(parent)); // each v1 hierarchy
+        }
+    }
+}
+
+/// Removes the ACCEPT rules the daemon put in the host's iptables `DOCKER-USER` or `FORWARD`
+/// chain for `bridge` (it does so when a Docker Engine's chain is there).
+fn remove_forward_rules(bridge: &str) {
+    for chain in ["DOCKER-USER", "FORWARD"] {
+        for dir in ["-i", "-o"] {
+            // Bounded: each call deletes one copy.
+            for _ in 0..8 {
+                let deleted = Command::new("iptables")
+                    .args(["-w", "-D", chain, dir, bridge, "-j", "ACCEPT"])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !deleted {
+                    break;
+                }
+            }
         }
     }
 }
@@ -165,6 +186,12 @@ impl Daemon {
     /// Starts a daemon whose state lives in `dir` (which has a `daemon.json`), e.g. one
     /// prepared before start-up or left by a previous daemon.
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Daemon {
+        Daemon::start_in_netns(dir, extra, None)
+    }
+
+    /// Like [`Daemon::start_in`], the daemon running in the network namespace at `netns`
+    /// (e.g. `/run/netns/<name>`): a host of its own, with its own iptables.
+    pub fn start_in_netns(dir: tempfile::TempDir, extra: &[&str], netns: Option<&Path>) -> Daemon {
         let mut args = daemon_args(dir.path());
         args.extend(extra.iter().map(|a| a.to_string()));
         // A file, not a pipe: nobody drains a pipe while the daemon runs, and debug logging
@@ -174,13 +201,26 @@ impl Daemon {
             .append(true)
             .open(dir.path().join("daemon.log"))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(&args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn berth daemon");
+            .stderr(log);
+        if let Some(netns) = netns {
+            let ns = std::fs::File::open(netns).expect("open the network namespace");
+            use std::os::fd::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setns is async-signal-safe; the fd stays open until spawn returns.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().expect("spawn berth daemon");
         let daemon = Daemon {
             child,
             socket: dir.path().join("berth.sock"),
@@ -262,6 +302,36 @@ impl Drop for Daemon {
             net.cleanup(&self.data_root);
         }
     }
+}
+
+/// A fresh daemon directory (with an empty `daemon.json`) whose data root already holds
+/// `busybox:latest`, imported from Debian's busybox-static: no registry needed.
+pub fn busybox_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-d")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
+    let rootfs = dir.path().join("bb-rootfs");
+    berth_testsupport::busybox_rootfs(&rootfs);
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar");
+    assert!(tar.status.success(), "tar failed");
+    let store = berth_image::ImageStore::open(&dir.path().join("data")).expect("image store");
+    let opts = berth_image::ImportOptions {
+        tag: Some("busybox:latest".parse().expect("reference")),
+        ..Default::default()
+    };
+    store
+        .import(&mut tar.stdout.as_slice(), &opts)
+        .expect("import busybox");
+    drop(store);
+    std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
+    dir
 }
 
 /// Spawns the berth binary with piped stderr.

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use berth_errdefs::{CategorizedError, Category};
 use berth_network::dns::{DnsConfig, Resolver};
 use berth_network::firewall::{DesiredState, Firewall, NetworkRules, PortRule};
+use berth_network::forward::IptablesForward;
 use berth_network::ipam::{DefaultPool, Ipam, PoolRequest};
 use berth_network::links::{BridgeConfig, Endpoint, Netlink, Netns};
 use berth_network::ports::{PortReservation, PortSpec, Proto};
@@ -130,6 +131,8 @@ struct Inner {
 pub struct Networks {
     cfg: NetworksConfig,
     firewall: Firewall,
+    /// The host's iptables, whose `FORWARD` chain a Docker Engine may set to DROP.
+    forward: Option<IptablesForward>,
     events: Arc<Events>,
     inner: Mutex<Inner>,
 }
@@ -171,6 +174,7 @@ impl Networks {
         let this = Networks {
             cfg,
             firewall,
+            forward: IptablesForward::detect(),
             events,
             inner: Mutex::new(Inner {
                 records,
@@ -267,10 +271,15 @@ impl Networks {
             self.remember(id, settings);
         }
         let firewall = self.firewall.clone();
-        tokio::task::spawn_blocking(move || firewall.reconcile(&desired))
-            .await
-            .map_err(|e| sys("firewall task", e))?
-            .map_err(from)
+        let forward = self.forward.clone();
+        let names: Vec<String> = bridges.iter().map(|b| b.name.clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            allow_forwarding(forward.as_ref(), &names);
+            firewall.reconcile(&desired)
+        })
+        .await
+        .map_err(|e| sys("firewall task", e))?
+        .map_err(from)
     }
 
     /// Re-registers a running container's endpoints after a restart (names, inspect's
@@ -341,7 +350,10 @@ impl Networks {
                 netlink.ensure_bridge(&bridge).await.map_err(from)?;
                 let firewall = self.firewall.clone();
                 let rules = rules_of(&record);
+                let forward = self.forward.clone();
+                let name = bridge.name.clone();
                 tokio::task::spawn_blocking(move || {
+                    allow_forwarding(forward.as_ref(), &[name]);
                     firewall.ensure()?;
                     rules.map_or(Ok(()), |r| firewall.add_network(&r))
                 })
@@ -473,10 +485,17 @@ impl Networks {
         }
         let firewall = self.firewall.clone();
         let key = record.id.clone();
-        tokio::task::spawn_blocking(move || firewall.remove_network(&key))
-            .await
-            .map_err(|e| sys("firewall task", e))?
-            .map_err(from)?;
+        let forward = self.forward.clone();
+        let bridge = record.bridge.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(forward) = forward.filter(|_| !bridge.is_empty()) {
+                forward.revoke(&bridge);
+            }
+            firewall.remove_network(&key)
+        })
+        .await
+        .map_err(|e| sys("firewall task", e))?
+        .map_err(from)?;
         let mut inner = self.lock();
         inner.ipam.remove_pool(&record.id).map_err(from)?;
         records::remove(&self.dir(), &record.id)?;
@@ -980,6 +999,22 @@ fn endpoint_settings(
 /// The host end of a container's veth: `veth` and 9 hex digits of the endpoint id, within
 /// the 13 characters the network crate allows for a host name (it appends `_c` while moving
 /// the peer).
+/// Lets the bridges' traffic through a Docker Engine's iptables `FORWARD` chain (see
+/// [`berth_network::forward`]). A failure is logged, not fatal: berth's own rules are in place
+/// and the host without Docker needs nothing here.
+fn allow_forwarding(forward: Option<&IptablesForward>, bridges: &[String]) {
+    let Some(forward) = forward else { return };
+    for bridge in bridges {
+        match forward.allow(bridge) {
+            Ok(Some(chain)) => tracing::info!(bridge, ?chain, "accepted in iptables FORWARD"),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(bridge, error = %e, "iptables FORWARD may drop this bridge's traffic")
+            }
+        }
+    }
+}
+
 fn host_ifname(endpoint_id: &str) -> String {
     format!("veth{}", &endpoint_id[..endpoint_id.len().min(9)])
 }
