@@ -7,6 +7,7 @@
 //! the `berth` binary's composition root.
 
 mod body;
+mod detach;
 mod error;
 mod listener;
 mod middleware;

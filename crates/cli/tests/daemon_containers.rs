@@ -446,6 +446,138 @@ fn interactive_tty_through_a_pty() {
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stdout));
 }
 
+/// `script` giving the docker CLI a terminal, against this daemon.
+fn docker_in_pty(env: &Env, command: &str) -> std::process::Child {
+    Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", env.daemon.socket.display()),
+        )
+        .env("DOCKER_CONFIG", env.daemon.dir.path().join("docker-config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script")
+}
+
+fn wait_child(child: &mut std::process::Child, what: &str) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A raw hijacked attach; returns the connection after the 101.
+fn raw_attach(env: &Env, container: &str, keys: Option<&str>) -> std::os::unix::net::UnixStream {
+    use std::io::Read;
+    let mut conn = std::os::unix::net::UnixStream::connect(&env.daemon.socket).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let keys = keys.map(|k| format!("&detachKeys={k}")).unwrap_or_default();
+    write!(
+        conn,
+        "POST /containers/{container}/attach?stream=1&stdin=1&stdout=1&stderr=1{keys} HTTP/1.1\r\n\
+         Host: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+    )
+    .expect("request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+        conn.read_exact(&mut byte).expect("response head");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", text(&head));
+    conn
+}
+
+/// Reads until `needle` shows up in the stream (bounded by the read timeout).
+fn read_until(conn: &mut std::os::unix::net::UnixStream, needle: &str) -> String {
+    use std::io::Read;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !text(&seen).contains(needle) {
+        let n = conn
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}; got {:?}", text(&seen)));
+        assert!(n > 0, "attach ended before {needle:?}: {}", text(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    text(&seen)
+}
+
+#[test]
+fn detach_keys_leave_the_container_running() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    // With a terminal: ctrl-p ctrl-q leaves the shell running, and it can be attached again.
+    let mut run = docker_in_pty(&env, "docker run -it --name dt busybox sh");
+    let mut keys = run.stdin.take().expect("stdin");
+    std::thread::sleep(Duration::from_secs(2));
+    keys.write_all(b"echo one\r").expect("write");
+    std::thread::sleep(Duration::from_millis(300));
+    keys.write_all(b"\x10\x11").expect("write");
+    assert_eq!(wait_child(&mut run, "docker run -it (detach)"), Some(0));
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Running}}", "dt"]),
+        "true\n"
+    );
+    let mut again = docker_in_pty(&env, "docker attach dt");
+    let mut input = again.stdin.take().expect("stdin");
+    std::thread::sleep(Duration::from_secs(2));
+    input.write_all(b"exit 5\r").expect("write");
+    assert_eq!(wait_child(&mut again, "docker attach"), Some(5));
+    assert_eq!(env.ok(&["wait", "dt"]), "5\n");
+
+    // Without a terminal the daemon watches for the keys (here the client's own).
+    // (`run -d -i`: stdin open, not closed when a client leaves.)
+    env.ok(&["run", "-d", "-i", "--name", "nt", "busybox", "sh"]);
+    let mut conn = raw_attach(&env, "nt", Some("ctrl-a,x"));
+    conn.write_all(b"echo hi\n").expect("write");
+    read_until(&mut conn, "hi");
+    conn.write_all(b"\x01x").expect("write");
+    {
+        use std::io::Read;
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest)
+            .expect("the daemon ends the attach");
+    }
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.State.Running}}", "nt"]),
+        "true\n"
+    );
+    // stdin stayed open: the shell still takes commands; a false start reaches it unchanged.
+    let mut conn = raw_attach(&env, "nt", None);
+    conn.write_all(b"printf '%s\\n' \"a\x10b\" | od -c | head -1\n")
+        .expect("write");
+    read_until(&mut conn, "020");
+    conn.write_all(b"exit 7\n").expect("write");
+    assert_eq!(env.ok(&["wait", "nt"]), "7\n");
+
+    let bad = env.daemon.http(
+        "POST /containers/nt/attach?stream=1&stdin=1&detachKeys=ctrl-1 HTTP/1.1\r\nHost: x\r\n\
+         Content-Length: 0\r\n\r\n",
+    );
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("Invalid detach keys (ctrl-1) provided"),
+        "{}",
+        bad.body
+    );
+    env.ok(&["rm", "dt", "nt"]);
+}
+
 #[test]
 fn create_start_attach_wait_kill_restart_and_events() {
     if !usable() {

@@ -25,6 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Backend;
 use crate::body::JsonBody;
+use crate::detach::{self, Detector, Scan};
 use crate::error::{ApiError, json_response};
 use crate::time::parse_timestamp;
 
@@ -278,6 +279,7 @@ async fn attach(
         stdout: flag(&params, "stdout"),
         stderr: flag(&params, "stderr"),
     };
+    let keys = detach::parse(params.get("detachKeys").map_or("", String::as_str))?;
     let (_tty, shim_stream) = containers.attach(&id, opts)?;
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
@@ -295,7 +297,8 @@ async fn attach(
                 return;
             }
         };
-        bridge(client, shim, opts.stdin).await;
+        let input = opts.stdin.then(|| Detector::new(keys));
+        bridge(client, shim, input).await;
     });
     Ok(upgraded())
 }
@@ -346,14 +349,14 @@ async fn exec_start(
     let Some(shim) = stream else {
         return Ok(StatusCode::OK.into_response());
     };
-    let stdin = containers
-        .exec_inspect(&id)
-        .await
-        .map(|e| e.config.attach_stdin)
-        .unwrap_or(false);
+    let config = containers.exec_inspect(&id).await.map(|e| e.config).ok();
+    let input = match config.filter(|c| c.attach_stdin) {
+        Some(c) => Some(Detector::new(detach::parse(&c.detach_keys)?)),
+        None => None,
+    };
     tokio::spawn(async move {
         match upgrade.await {
-            Ok(u) => bridge(TokioIo::new(u), shim, stdin).await,
+            Ok(u) => bridge(TokioIo::new(u), shim, input).await,
             Err(e) => tracing::debug!("exec upgrade failed: {e}"),
         }
     });
@@ -398,7 +401,7 @@ async fn exec_inspect(
             "OpenStdout": e.config.attach_stdout,
             "CanRemove": false,
             "ContainerID": e.container_id,
-            "DetachKeys": "",
+            "DetachKeys": e.config.detach_keys,
             "Pid": e.pid,
         }),
     ))
@@ -418,30 +421,48 @@ fn upgraded() -> Response {
 }
 
 /// Copies the shim's output to the client until the shim closes it, and the client's bytes
-/// to the shim's stdin; the client's half-close becomes the shim's (stdin EOF).
-async fn bridge<C>(client: C, shim: tokio::net::UnixStream, stdin: bool)
+/// to the shim's stdin when `stdin` watches them; the client's half-close becomes the shim's
+/// (stdin EOF). The detach keys end the attach at once: the shim sees the client leave (its
+/// stdin-once rule decides about stdin) and the client's connection closes.
+async fn bridge<C>(client: C, shim: tokio::net::UnixStream, stdin: Option<Detector>)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut shim_read, mut shim_write) = shim.into_split();
+    let (detached_tx, detached) = tokio::sync::oneshot::channel::<()>();
     let input = tokio::spawn(async move {
         let mut buf = vec![0u8; 32 * 1024];
+        let mut stdin = stdin;
         loop {
-            match client_read.read(&mut buf).await {
+            let n = match client_read.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if stdin && shim_write.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
+                Ok(n) => n,
+            };
+            let Some(detector) = stdin.as_mut() else {
+                continue;
+            };
+            let (bytes, detach) = match detector.scan(&buf[..n]) {
+                Scan::Forward(b) => (b, false),
+                Scan::Detach(b) => (b, true),
+            };
+            if shim_write.write_all(&bytes).await.is_err() {
+                break;
+            }
+            if detach {
+                let _ = shim_write.shutdown().await;
+                let _ = detached_tx.send(());
+                return;
             }
         }
         let _ = shim_write.shutdown().await;
         // Keep the write half alive until the output side is done.
         std::future::pending::<()>().await;
     });
-    let _ = tokio::io::copy(&mut shim_read, &mut client_write).await;
+    tokio::select! {
+        _ = tokio::io::copy(&mut shim_read, &mut client_write) => {}
+        Ok(()) = detached => tracing::debug!("attach: client typed the detach keys"),
+    }
     let _ = client_write.flush().await;
     let _ = client_write.shutdown().await;
     input.abort();

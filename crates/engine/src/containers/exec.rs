@@ -33,6 +33,8 @@ pub struct ExecConfig {
     pub working_dir: String,
     /// The command.
     pub cmd: Option<Vec<String>>,
+    /// `--detach-keys` (Docker's syntax; the default sequence when empty).
+    pub detach_keys: String,
 }
 
 /// What `GET /exec/{id}/json` shows.

@@ -627,9 +627,13 @@ impl Shim {
         c.read_closed = true;
         c.hup_deferred = false;
         let Some(a) = c.attach.clone() else { return };
+        // As Docker: a client's EOF ends the process's stdin only without a terminal. With
+        // one, the client leaving is a detach (ctrl-p ctrl-q): the shell must live on, and
+        // its end of input is the ctrl-d byte written through the terminal.
         if a.stdin
             && let Some(p) = self.proc_mut(&a.target)
             && p.stdin_once
+            && !p.tty
         {
             p.close_stdin();
         }
