@@ -40,19 +40,7 @@ impl Env {
         let env = Env {
             daemon: Daemon::start(),
         };
-        let rootfs = env.dir().join("bb-rootfs");
-        berth_testsupport::busybox_rootfs(&rootfs);
-        let tar = env.dir().join("busybox.tar");
-        let out = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .output()
-            .expect("tar");
-        assert!(out.status.success(), "tar: {}", text(&out.stderr));
-        std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
+        let tar = daemon_support::busybox_tar(env.dir());
         env.ok(&["import", &tar.display().to_string(), "busybox:latest"]);
         env
     }

@@ -32,31 +32,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// A fresh state dir whose data root already holds `busybox:latest`.
 fn prepared_dir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("berth-c")
-        .tempdir_in("/tmp")
-        .expect("tempdir");
-    std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
-    let rootfs = dir.path().join("bb-rootfs");
-    berth_testsupport::busybox_rootfs(&rootfs);
-    let tar = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .args(["-cf", "-", "."])
-        .output()
-        .expect("tar");
-    assert!(tar.status.success(), "tar: {}", text(&tar.stderr));
-    let store = berth_image::ImageStore::open(&dir.path().join("data")).expect("image store");
-    let opts = berth_image::ImportOptions {
-        tag: Some("busybox:latest".parse().expect("reference")),
-        ..Default::default()
-    };
-    store
-        .import(&mut tar.stdout.as_slice(), &opts)
-        .expect("import busybox");
-    drop(store);
-    std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
-    dir
+    daemon_support::busybox_dir()
 }
 
 /// A daemon with busybox, whose containers are force-removed at the end of the test.

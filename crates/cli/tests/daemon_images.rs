@@ -79,20 +79,7 @@ impl Env {
 
     /// A tar of a busybox root filesystem, in the test's directory.
     fn busybox_tar(&self) -> PathBuf {
-        let rootfs = self.dir().join("bb-rootfs");
-        berth_testsupport::busybox_rootfs(&rootfs);
-        let tar = self.dir().join("busybox.tar");
-        let out = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .output()
-            .expect("tar");
-        assert!(out.status.success(), "tar: {}", text(&out.stderr));
-        std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
-        tar
+        daemon_support::busybox_tar(self.dir())
     }
 
     fn import_busybox(&self) -> String {

@@ -24,30 +24,7 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-d")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
-        let rootfs = dir.path().join("bb-rootfs");
-        berth_testsupport::busybox_rootfs(&rootfs);
-        let tar = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .args(["-cf", "-", "."])
-            .output()
-            .expect("tar");
-        assert!(tar.status.success(), "tar: {}", text(&tar.stderr));
-        let store = berth_image::ImageStore::open(&dir.path().join("data")).expect("image store");
-        let opts = berth_image::ImportOptions {
-            tag: Some("busybox:latest".parse().expect("reference")),
-            ..Default::default()
-        };
-        store
-            .import(&mut tar.stdout.as_slice(), &opts)
-            .expect("import busybox");
-        drop(store);
-        std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
+        let dir = daemon_support::busybox_dir();
         Env {
             daemon: Daemon::start_in(dir, &[]),
         }

@@ -312,26 +312,40 @@ pub fn busybox_dir() -> tempfile::TempDir {
         .tempdir_in("/tmp")
         .expect("tempdir");
     std::fs::write(dir.path().join("daemon.json"), "{}").expect("config file");
-    let rootfs = dir.path().join("bb-rootfs");
-    berth_testsupport::busybox_rootfs(&rootfs);
-    let tar = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .args(["-cf", "-", "."])
-        .output()
-        .expect("tar");
-    assert!(tar.status.success(), "tar failed");
+    let tar = busybox_tar(dir.path());
     let store = berth_image::ImageStore::open(&dir.path().join("data")).expect("image store");
     let opts = berth_image::ImportOptions {
         tag: Some("busybox:latest".parse().expect("reference")),
         ..Default::default()
     };
-    store
-        .import(&mut tar.stdout.as_slice(), &opts)
-        .expect("import busybox");
+    let mut file = std::fs::File::open(&tar).expect("busybox tar");
+    store.import(&mut file, &opts).expect("import busybox");
     drop(store);
-    std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
+    std::fs::remove_file(&tar).expect("remove the tar");
     dir
+}
+
+/// `<dir>/busybox.tar`: a busybox root filesystem from Debian's busybox-static, as a tar
+/// for `docker import`.
+pub fn busybox_tar(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("bb-rootfs");
+    berth_testsupport::busybox_rootfs(&rootfs);
+    let tar = dir.join("busybox.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&rootfs).expect("remove the rootfs");
+    tar
 }
 
 /// Spawns the berth binary with piped stderr.
