@@ -586,6 +586,8 @@ fn status_text(r: &ContainerRecord, now: i64) -> String {
         let up = human_duration(now - secs(&st.started_at));
         return if st.paused {
             format!("Up {up} (Paused)")
+        } else if let Some(h) = &st.health {
+            format!("Up {up} ({})", berth_engine::containers::health_words(h))
         } else {
             format!("Up {up}")
         };

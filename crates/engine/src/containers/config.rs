@@ -51,6 +51,9 @@ pub struct Config {
     /// `--mac-address` (API < 1.44 sends it here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
+    /// `--health-*` / the image's `HEALTHCHECK`, merged at create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<super::HealthConfig>,
 }
 
 /// One `HostConfig.Mounts[]` entry.
@@ -261,6 +264,9 @@ pub struct State {
     pub started_at: String,
     /// RFC 3339; Go's zero time when never.
     pub finished_at: String,
+    /// The health check's state, when the container has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::Health>,
 }
 
 /// Go's zero `time.Time`, which Docker prints for "never".
@@ -280,6 +286,7 @@ impl Default for State {
             error: String::new(),
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
+            health: None,
         }
     }
 }

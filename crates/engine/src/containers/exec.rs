@@ -217,7 +217,11 @@ impl Containers {
         .await
     }
 
-    fn exec_process(&self, id: &str, cfg: &ExecConfig) -> Result<oci_spec::runtime::Process> {
+    pub(super) fn exec_process(
+        &self,
+        id: &str,
+        cfg: &ExecConfig,
+    ) -> Result<oci_spec::runtime::Process> {
         let bundle = self.bundle_dir(id).join("config.json");
         let data = std::fs::read(&bundle).map_err(|e| sys("read the bundle", e))?;
         let spec: oci_spec::runtime::Spec =

@@ -17,6 +17,7 @@
 mod config;
 mod exec;
 mod files;
+mod health;
 mod logs;
 mod shim;
 mod top;
@@ -39,6 +40,7 @@ pub use config::{
 };
 pub use exec::{ExecConfig, ExecInfo};
 pub(crate) use files::write_atomic;
+pub use health::{Health, HealthConfig, HealthResult, status_words as health_words};
 pub use logs::{LogLine, LogOptions, LogStream};
 pub use shim::AttachOptions;
 pub use top::TopReport;
@@ -379,6 +381,7 @@ impl Containers {
         if config.image.is_empty() {
             return Err(invalid("No command specified"));
         }
+        health::validate(config.healthcheck.as_ref())?;
         let image_id = self
             .images
             .resolve(&config.image)
@@ -476,6 +479,10 @@ impl Containers {
         if config.stop_signal.as_deref().is_none_or(str::is_empty) {
             config.stop_signal = spec_cfg.stop_signal.clone();
         }
+        config.healthcheck = health::merge(
+            config.healthcheck.take(),
+            image.and_then(|i| i.healthcheck.as_ref()),
+        );
         config.labels = Some(spec_cfg.labels.clone());
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_owned();
@@ -771,6 +778,15 @@ impl Containers {
                 running: true,
                 pid,
                 started_at: now(),
+                health: r
+                    .config
+                    .healthcheck
+                    .as_ref()
+                    .and_then(health::probe_command)
+                    .map(|_| Health {
+                        status: health::STARTING.into(),
+                        ..Health::default()
+                    }),
                 ..State::default()
             };
             r.network_settings = settings;
@@ -783,6 +799,7 @@ impl Containers {
         }
         self.publish(&record, "start", &[]);
         self.spawn_monitor(c.clone());
+        self.spawn_health(c.clone());
         Ok(())
     }
 
@@ -1548,9 +1565,16 @@ impl Containers {
     pub fn list(&self, all: bool, filters: &Filters, limit: Option<usize>) -> Result<Vec<Summary>> {
         filters
             .validate(&[
-                "name", "id", "label", "status", "ancestor", "exited", "before", "since",
+                "name", "id", "label", "status", "ancestor", "exited", "before", "since", "health",
             ])
             .map_err(|e| CategorizedError::from_error(&e))?;
+        for h in filters.get("health") {
+            if !["starting", "healthy", "unhealthy", "none"].contains(&h) {
+                return Err(invalid(format!(
+                    "Unrecognised filter value for health: {h}"
+                )));
+            }
+        }
         for s in filters.get("status") {
             if ![
                 "created",
@@ -1602,6 +1626,16 @@ impl Containers {
         }
         if f.contains("status") && !f.get("status").contains(&r.state.status.as_str()) {
             return false;
+        }
+        if f.contains("health") {
+            let status = r
+                .state
+                .health
+                .as_ref()
+                .map_or("none", |h| h.status.as_str());
+            if !f.get("health").contains(&status) {
+                return false;
+            }
         }
         if f.contains("exited") {
             if r.state.running || r.state.status != "exited" {
@@ -1694,6 +1728,7 @@ impl Containers {
                     self.networks.reattach(&c.id, s.pid, &settings);
                     tracing::info!("reconnected to the shim of {}", c.id);
                     self.spawn_monitor(c.clone());
+                    self.spawn_health(c.clone());
                 }
                 Ok(s) => {
                     if let Some(exit) = s.exit {
