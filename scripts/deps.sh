@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages berth's build, tests and demo need (Debian). Idempotent.
 set -euo pipefail
-packages=(libseccomp-dev busybox-static runc crun iproute2 procps python3 nftables iptables skopeo tini docker-registry)
+packages=(libseccomp-dev busybox-static runc crun iproute2 procps python3 nftables iptables openssl skopeo tini docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,11 +21,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use berth_engine::{Build, Containers, Events, Images, Networks, System, Volumes};
-use tokio::net::UnixListener;
 
 pub use body::JsonBody;
 pub use error::ApiError;
-pub use listener::bind_unix;
+pub use listener::{ApiListener, bind_unix};
 pub use middleware::{RequestedVersion, strip_version};
 
 /// The engine services the API server calls: each router takes only what it needs.
@@ -67,7 +66,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Serves the API on every listener until `shutdown` resolves, then lets connections finish
 /// for at most [`SHUTDOWN_GRACE`].
 pub async fn serve(
-    listeners: Vec<UnixListener>,
+    listeners: Vec<ApiListener>,
     backend: Backend,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -76,13 +75,28 @@ pub async fn serve(
     for listener in listeners {
         let service = axum::ServiceExt::<Request>::into_make_service(app(backend.clone()));
         let mut stop = stop_rx.clone();
-        servers.spawn(
-            axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                })
-                .into_future(),
-        );
+        let stopped = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        match listener {
+            ApiListener::Unix(l) => {
+                servers.spawn(
+                    axum::serve(l, service)
+                        .with_graceful_shutdown(stopped)
+                        .into_future(),
+                );
+            }
+            ApiListener::Tcp(l) => {
+                servers.spawn(
+                    axum::serve(l, service)
+                        .with_graceful_shutdown(stopped)
+                        .into_future(),
+                );
+            }
+            ApiListener::Tls(l, config) => {
+                servers.spawn(serve_tls(l, config, app(backend.clone()), stopped));
+            }
+        }
     }
     shutdown.await;
     let _ = stop_tx.send(true);
@@ -103,5 +117,54 @@ pub async fn serve(
             tracing::info!("connections still open after the shutdown grace period; closing them");
             Ok(())
         }
+    }
+}
+
+/// The TLS accept loop: each connection's handshake runs on its own task (a slow client
+/// holds up no one), then HTTP/1.1 with upgrades for attach and exec. Stops accepting when
+/// `stopped` resolves; open connections get the shutdown grace like the others.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    config: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    app: tower::util::MapRequest<Router, fn(Request) -> Request>,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::pin!(stopped);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut stopped => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: keep serving the others.
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => return tracing::debug!("TLS handshake with {peer}: {e}"),
+                    Err(_) => return tracing::debug!("TLS handshake with {peer}: timed out"),
+                };
+            let service = tower::ServiceBuilder::new()
+                .map_request(|r: hyper::Request<hyper::body::Incoming>| {
+                    r.map(axum::body::Body::new)
+                })
+                .service(app);
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .with_upgrades()
+                .await
+            {
+                tracing::debug!("API connection from {peer}: {e}");
+            }
+        });
     }
 }

@@ -1,5 +1,6 @@
-//! Binding the API's unix socket the way dockerd does: a stale socket file is replaced, the
-//! socket is mode 0660 and owned by the API group.
+//! Binding the API's unix socket the way dockerd does (a stale socket file is replaced, the
+//! socket is mode 0660 and owned by the API group), and the other kinds of listener the API
+//! is served on: TCP, and TCP with TLS (mutual when the configuration verifies clients).
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -38,4 +39,17 @@ pub fn bind_unix(path: &Path, gid: Option<u32>) -> io::Result<UnixListener> {
         std::os::unix::fs::chown(path, None, Some(gid))?;
     }
     Ok(listener)
+}
+
+/// Where the API is served.
+pub enum ApiListener {
+    /// A unix socket from [`bind_unix`].
+    Unix(UnixListener),
+    /// Plain TCP (the daemon allows it on loopback only).
+    Tcp(tokio::net::TcpListener),
+    /// TCP with TLS; the configuration decides whether clients need certificates.
+    Tls(
+        tokio::net::TcpListener,
+        std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    ),
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use berth_api_server::ApiListener;
 use berth_api_server::Backend;
 use berth_engine::images::RegistryOptions;
 use berth_engine::{
@@ -27,7 +28,7 @@ use serde_json::{Map, Value};
 #[derive(Parser, Debug, Default)]
 #[command(name = "berth daemon", version, about)]
 struct Flags {
-    /// Daemon socket(s) to listen on (`unix:///path`); repeatable.
+    /// Where to serve the API (`unix:///path`, `tcp://host:port`); repeatable.
     #[arg(short = 'H', long = "host", value_name = "HOST")]
     hosts: Vec<String>,
     /// Root of persistent state [default: /var/lib/berth].
@@ -84,6 +85,22 @@ struct Flags {
     /// Parent cgroup of containers that name none [default: /berth].
     #[arg(long)]
     cgroup_parent: Option<String>,
+    /// Serve TCP hosts over TLS.
+    #[arg(long)]
+    tls: bool,
+    /// Serve TCP hosts over TLS and accept only clients with a certificate signed by
+    /// --tlscacert (implies --tls).
+    #[arg(long)]
+    tlsverify: bool,
+    /// CA certificate(s) clients' certificates must be signed by [default: ~/.docker/ca.pem].
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// The server's certificate [default: ~/.docker/cert.pem].
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// The server's private key [default: ~/.docker/key.pem].
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
 }
 
 const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
@@ -101,6 +118,10 @@ const BUILTIN_RUNTIME: &str = "berth";
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct DaemonConfig {
     sockets: Vec<PathBuf>,
+    /// `tcp://` hosts; plain ones only on loopback.
+    tcp: Vec<std::net::SocketAddr>,
+    /// How TCP hosts are served, when over TLS.
+    tls: Option<TlsSettings>,
     data_root: PathBuf,
     exec_root: PathBuf,
     log_level: tracing::Level,
@@ -117,6 +138,15 @@ struct DaemonConfig {
     /// `insecure-registries`, `max-concurrent-downloads`/`-uploads`, and CA roots from
     /// `/etc/berth/certs.d/<host>/*.crt` (dockerd's `/etc/docker/certs.d`).
     registry: RegistryOptions,
+}
+
+/// dockerd's `--tls`/`--tlsverify` files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TlsSettings {
+    cert: PathBuf,
+    key: PathBuf,
+    /// With `--tlsverify`: clients need a certificate signed by these.
+    client_ca: Option<PathBuf>,
 }
 
 /// The networking settings (dockerd's names).
@@ -180,6 +210,11 @@ const FILE_KEYS: &[&str] = &[
     "max-concurrent-downloads",
     "max-concurrent-uploads",
     "registry-mirrors",
+    "tls",
+    "tlsverify",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
 ];
 
 const CERTS_DIR: &str = "/etc/berth/certs.d";
@@ -239,11 +274,17 @@ fn resolve(flags: Flags) -> Result<DaemonConfig> {
         }
     };
     let hosts = match (flags.hosts.is_empty(), file.get("hosts")) {
-        (false, _) => flags.hosts,
+        (false, _) => flags.hosts.clone(),
         (true, Some(value)) => serde_json::from_value::<Vec<String>>(value.clone())
             .context("hosts in the configuration file must be a list of strings")?,
         (true, None) => vec![DEFAULT_HOST.to_owned()],
     };
+    let tls = tls_settings(&flags, &file)?;
+    let tcp = hosts
+        .iter()
+        .filter(|h| h.starts_with("tcp://"))
+        .map(|h| tcp_addr(h, tls.is_some()))
+        .collect::<Result<Vec<_>>>()?;
     let data_root = flags
         .data_root
         .or(string("data-root")?.map(PathBuf::from))
@@ -336,8 +377,11 @@ fn resolve(flags: Flags) -> Result<DaemonConfig> {
         network,
         sockets: hosts
             .iter()
+            .filter(|h| !h.starts_with("tcp://"))
             .map(|h| socket_path(h))
             .collect::<Result<_>>()?,
+        tcp,
+        tls,
         pidfile: flags
             .pidfile
             .or(string("pidfile")?.map(PathBuf::from))
@@ -478,11 +522,68 @@ fn socket_path(host: &str) -> Result<PathBuf> {
     match host.strip_prefix("unix://") {
         Some("") => Ok(PathBuf::from("/run/berth/berth.sock")),
         Some(path) => Ok(PathBuf::from(path)),
-        None if host.starts_with("tcp://") || host.starts_with("fd://") => {
-            bail!("{host}: only unix:// sockets are supported so far")
+        None if host.starts_with("fd://") => {
+            bail!("{host}: socket activation (fd://) is not supported")
         }
-        None => bail!("invalid host {host:?}: expected unix:///path"),
+        None => bail!("invalid host {host:?}: expected unix:///path or tcp://host:port"),
     }
+}
+
+/// `tcp://host:port` as dockerd reads it: an empty host is localhost, the port defaults to
+/// 2376 with TLS and 2375 without. Without TLS only a loopback address is allowed: anyone
+/// who reaches the API is root on this host.
+fn tcp_addr(host: &str, tls: bool) -> Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let rest = host.strip_prefix("tcp://").unwrap_or(host);
+    let rest = rest.trim_end_matches('/');
+    let default_port = if tls { 2376 } else { 2375 };
+    let with_port = match rest.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && !h.ends_with(':') => {
+            let h = if h.is_empty() { "127.0.0.1" } else { h };
+            format!("{h}:{p}")
+        }
+        Some((h, "")) => format!(
+            "{}:{default_port}",
+            if h.is_empty() { "127.0.0.1" } else { h }
+        ),
+        _ if rest.is_empty() => format!("127.0.0.1:{default_port}"),
+        _ => format!("{rest}:{default_port}"),
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .with_context(|| format!("invalid host {host:?}: expected tcp://host:port"))?;
+    if !tls && !addr.ip().is_loopback() {
+        bail!(
+            "refusing to serve the API on {host} without TLS: anyone who can reach it controls \
+             this host; use --tlsverify with --tlscacert, --tlscert and --tlskey, or a loopback address"
+        );
+    }
+    Ok(addr)
+}
+
+/// `--tls`/`--tlsverify` and their files (flags over `daemon.json`, then `~/.docker/*.pem`).
+fn tls_settings(flags: &Flags, file: &Map<String, Value>) -> Result<Option<TlsSettings>> {
+    let flag_or_key =
+        |flag: bool, key: &str| flag || file.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let verify = flag_or_key(flags.tlsverify, "tlsverify");
+    if !verify && !flag_or_key(flags.tls, "tls") {
+        return Ok(None);
+    }
+    let path = |flag: &Option<PathBuf>, key: &str, default: &str| -> PathBuf {
+        flag.clone()
+            .or_else(|| file.get(key).and_then(Value::as_str).map(PathBuf::from))
+            .unwrap_or_else(|| {
+                let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+                PathBuf::from(home).join(".docker").join(default)
+            })
+    };
+    Ok(Some(TlsSettings {
+        cert: path(&flags.tlscert, "tlscert", "cert.pem"),
+        key: path(&flags.tlskey, "tlskey", "key.pem"),
+        client_ca: verify.then(|| path(&flags.tlscacert, "tlscacert", "ca.pem")),
+    }))
 }
 
 fn run(config: DaemonConfig) -> Result<()> {
@@ -578,7 +679,24 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
             let listener = berth_api_server::bind_unix(path, gid)
                 .with_context(|| format!("listening on {}", path.display()))?;
             tracing::info!("API listening on {}", path.display());
-            listeners.push(listener);
+            listeners.push(ApiListener::Unix(listener));
+        }
+        let tls = match &config.tls {
+            Some(t) => Some(
+                berth_registry_server::tls::load_mutual(&t.cert, &t.key, t.client_ca.as_deref())
+                    .context("loading the API's TLS certificate")?,
+            ),
+            None => None,
+        };
+        for addr in &config.tcp {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on tcp://{addr}"))?;
+            tracing::info!(tls = tls.is_some(), "API listening on tcp://{addr}");
+            listeners.push(match &tls {
+                Some(config) => ApiListener::Tls(listener, config.clone()),
+                None => ApiListener::Tcp(listener),
+            });
         }
         berth_api_server::serve(listeners, backend, shutdown).await?;
         Ok(())
@@ -711,6 +829,8 @@ mod tests {
     fn bad_values_are_refused() {
         for bad in [
             vec!["-H", "tcp://0.0.0.0:2375"],
+            vec!["-H", "tcp://10.1.2.3"],
+            vec!["-H", "fd://"],
             vec!["--log-level", "loud"],
             vec!["--add-runtime", "noequals"],
             vec!["--default-runtime", "missing"],

@@ -8,9 +8,10 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 
 use crate::Registry;
 
@@ -39,21 +40,48 @@ fn pem_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
 
 /// Loads a server configuration from a PEM certificate chain and a PEM private key.
 pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| pem_error(cert, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(cert, e))?;
-    if chain.is_empty() {
-        return Err(pem_error(cert, "no certificate found"));
-    }
+    load_mutual(cert, key, None)
+}
+
+/// Like [`load`]; with `client_ca`, every client must present a certificate signed by one
+/// of the PEM certificates in that file (mutual TLS, as dockerd's `--tlsverify`).
+pub fn load_mutual(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = certificates(cert)?;
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error(key, e))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in certificates(ca)? {
+                roots.add(c)?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| pem_error(ca, e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key_der)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(path, e))?;
+    if chain.is_empty() {
+        return Err(pem_error(path, "no certificate found"));
+    }
+    Ok(chain)
 }
 
 /// Serves the registry over TLS on a bound listener. A failed handshake only drops that
