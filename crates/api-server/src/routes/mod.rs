@@ -6,6 +6,7 @@ mod containers;
 mod events;
 mod images;
 mod networks;
+mod stats;
 mod system;
 mod volumes;
 
@@ -72,6 +73,7 @@ pub(crate) fn router(backend: Backend) -> Router {
         .merge(networks::routes())
         .merge(build::routes())
         .merge(volumes::routes())
+        .merge(stats::routes())
         .with_state(backend)
 }
 

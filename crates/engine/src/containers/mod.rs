@@ -19,7 +19,9 @@ mod exec;
 mod files;
 mod logs;
 mod shim;
+mod stats;
 mod top;
+mod update;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -41,7 +43,11 @@ pub use exec::{ExecConfig, ExecInfo};
 pub(crate) use files::write_atomic;
 pub use logs::{LogLine, LogOptions, LogStream};
 pub use shim::AttachOptions;
+pub use stats::{
+    CgroupStats, CpuStats, IoEntry, MemoryStats, NetCounters, PidsStats, StatsSample, Usage,
+};
 pub use top::TopReport;
+pub use update::UpdateRequest;
 
 use crate::events::{Event, EventType, Events};
 use crate::networks::{ContainerNet, EndpointRequest, NetworkSettings, Networks};

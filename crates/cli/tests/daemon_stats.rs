@@ -1,0 +1,353 @@
+//! `docker stats`, `docker update` through the real docker CLI against a berth daemon:
+//! memory and CPU of real hogs, streaming, stopped containers, limits applied live to the
+//! cgroup and kept across a restart, hostile values.
+
+mod daemon_support;
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon_support::Daemon;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A daemon with a busybox image; its drop removes the containers and ends the daemon.
+struct Env {
+    daemon: Daemon,
+}
+
+impl Env {
+    fn new() -> Env {
+        let env = Env {
+            daemon: Daemon::start(),
+        };
+        let dir = env.daemon.dir.path();
+        let rootfs = dir.join("rootfs-import");
+        berth_testsupport::busybox_rootfs(&rootfs);
+        let tar = dir.join("import.tar");
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .output()
+            .expect("tar");
+        assert!(out.status.success(), "tar: {}", text(&out.stderr));
+        env.ok(&["import", &tar.display().to_string(), "busybox:latest"]);
+        std::fs::remove_dir_all(&rootfs).expect("remove rootfs");
+        std::fs::remove_file(&tar).expect("remove tar");
+        env
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        self.daemon.docker(args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}{}\ndaemon log:\n{}",
+            text(&out.stdout),
+            text(&out.stderr),
+            self.daemon.log()
+        );
+        text(&out.stdout)
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            !out.status.success(),
+            "docker {args:?} should have failed: {}",
+            text(&out.stdout)
+        );
+        text(&out.stderr)
+    }
+
+    fn get(&self, path: &str) -> daemon_support::Response {
+        self.daemon
+            .http(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"))
+    }
+
+    fn post_json(&self, path: &str, body: &str) -> daemon_support::Response {
+        self.daemon.http(&format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    /// A v1 controller's (or v2's) file of the cgroup `pid` is in.
+    fn cgroup_file(&self, name: &str, controller: &str, file: &str) -> String {
+        let pid = self.ok(&["inspect", "--format", "{{.State.Pid}}", name]);
+        let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim()))
+            .expect("read /proc/pid/cgroup");
+        let v1 = cgroups.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+            names
+                .split(',')
+                .any(|n| n == controller)
+                .then(|| path.to_owned())
+        });
+        let dir = match v1 {
+            Some(path) => format!("/sys/fs/cgroup/{controller}{path}"),
+            None => {
+                let path = cgroups
+                    .lines()
+                    .find_map(|l| l.strip_prefix("0::"))
+                    .expect("a cgroup2 line");
+                format!("/sys/fs/cgroup{path}")
+            }
+        };
+        std::fs::read_to_string(format!("{dir}/{file}"))
+            .unwrap_or_else(|e| panic!("read {dir}/{file}: {e}"))
+            .trim()
+            .to_owned()
+    }
+}
+
+/// `12.5MiB / 1GiB` → bytes of the first figure.
+fn parse_size(text: &str) -> f64 {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().unwrap_or_else(|_| panic!("size {text:?}"));
+    let mult = match unit.trim() {
+        "B" => 1.0,
+        "KiB" | "kB" => 1024.0,
+        "MiB" | "MB" => 1024.0 * 1024.0,
+        "GiB" | "GB" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("unit {other:?} in {text:?}"),
+    };
+    n * mult
+}
+
+#[test]
+fn stats_show_a_memory_hog_and_a_busy_cpu() {
+    let env = Env::new();
+    // 40 MiB in the container's /dev/shm (a tmpfs charged to its memory cgroup), then spin.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hog",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/dev/shm/f bs=1M count=40 2>/dev/null; touch /tmp/ready; while :; do :; done",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while env
+        .docker(&["exec", "hog", "test", "-e", "/tmp/ready"])
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(Instant::now() < deadline, "the hog never got ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = env.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.MemUsage}}|{{.CPUPerc}}|{{.PIDs}}|{{.NetIO}}|{{.BlockIO}}",
+        "hog",
+    ]);
+    let fields: Vec<&str> = out.trim().split('|').collect();
+    assert_eq!(fields.len(), 6, "{out}");
+    assert_eq!(fields[0], "hog");
+    let (used, limit) = fields[1].split_once(" / ").expect("usage / limit");
+    let used = parse_size(used);
+    assert!(
+        (40.0 * 1048576.0..200.0 * 1048576.0).contains(&used),
+        "memory {used} from {out}"
+    );
+    // No limit: Docker shows the host's memory.
+    assert!(parse_size(limit) > 512.0 * 1048576.0, "{out}");
+    let cpu: f64 = fields[2].trim_end_matches('%').parse().expect("cpu %");
+    assert!(cpu > 20.0, "a busy loop shows CPU%: {out}");
+    assert!(fields[3].parse::<u32>().expect("pids") >= 1, "{out}");
+    assert!(fields[4].contains(" / "), "{out}");
+
+    // The JSON Docker's CLI reads: one-shot has no precpu; networks has eth0.
+    let resp = env.get("/containers/hog/stats?stream=false&one-shot=true");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let j = resp.json();
+    assert_eq!(j["name"], "/hog");
+    assert!(j["memory_stats"]["usage"].as_u64().expect("usage") >= 40 << 20);
+    assert!(
+        j["cpu_stats"]["cpu_usage"]["total_usage"]
+            .as_u64()
+            .expect("cpu")
+            > 0
+    );
+    assert!(j["cpu_stats"]["system_cpu_usage"].as_u64().expect("system") > 0);
+    assert!(j["cpu_stats"]["online_cpus"].as_u64().expect("cpus") >= 1);
+    assert_eq!(j["precpu_stats"]["cpu_usage"]["total_usage"], 0);
+    assert_eq!(j["preread"], "0001-01-01T00:00:00Z");
+    assert!(j["networks"]["eth0"]["rx_bytes"].is_u64(), "{j}");
+    assert!(j["pids_stats"]["current"].as_u64().expect("pids") >= 1);
+
+    // Streaming: a line a second, until the client goes (bounded read of ~3.5 s).
+    let mut child = Command::new("docker")
+        .args(["stats", "--format", "{{.Name}} {{.CPUPerc}}", "hog"])
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", env.daemon.socket.display()),
+        )
+        .env("DOCKER_CONFIG", env.daemon.dir.path().join("docker-config"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker stats");
+    std::thread::sleep(Duration::from_millis(3500));
+    let _ = child.kill();
+    let mut streamed = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut streamed);
+    }
+    let _ = child.wait();
+    assert!(
+        streamed.matches("hog ").count() >= 2,
+        "at least two refreshes: {streamed:?}"
+    );
+
+    // A stopped container: zeros, as Docker answers.
+    env.ok(&["rm", "-f", "hog"]);
+    env.ok(&["create", "--name", "idle", "busybox", "true"]);
+    let out = env.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.MemUsage}}|{{.CPUPerc}}",
+        "idle",
+    ]);
+    assert_eq!(out.trim(), "0B / 0B|0.00%");
+    let j = env.get("/containers/idle/stats?stream=false").json();
+    assert_eq!(j["read"], "0001-01-01T00:00:00Z");
+    assert_eq!(j["id"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn update_limits_a_running_container_and_a_restart_keeps_them() {
+    let env = Env::new();
+    env.ok(&["run", "-d", "--name", "u1", "busybox", "sleep", "1000"]);
+    let out = env.ok(&[
+        "update",
+        "--memory",
+        "32m",
+        "--memory-swap",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "20",
+        "--cpu-shares",
+        "512",
+        "--restart",
+        "on-failure:3",
+        "u1",
+    ]);
+    assert_eq!(out.trim(), "u1");
+    assert_eq!(
+        env.cgroup_file("u1", "memory", "memory.limit_in_bytes"),
+        "33554432"
+    );
+    assert_eq!(env.cgroup_file("u1", "pids", "pids.max"), "20");
+    assert_eq!(env.cgroup_file("u1", "cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(env.cgroup_file("u1", "cpu", "cpu.shares"), "512");
+    let j = env
+        .get("/containers/u1/stats?stream=false&one-shot=true")
+        .json();
+    assert_eq!(j["memory_stats"]["limit"], 32 << 20);
+    assert_eq!(j["pids_stats"]["limit"], 20);
+    // A hog over the new limit is OOM-killed.
+    let hog = env.docker(&[
+        "exec",
+        "u1",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=96M",
+        "count=1",
+    ]);
+    assert_eq!(hog.status.code(), Some(137), "{}", text(&hog.stderr));
+    let inspect = env.ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+        "u1",
+    ]);
+    assert_eq!(inspect.trim(), "33554432 500000000 20 on-failure:3");
+
+    env.ok(&["restart", "-t", "0", "u1"]);
+    assert_eq!(
+        env.cgroup_file("u1", "memory", "memory.limit_in_bytes"),
+        "33554432"
+    );
+    assert_eq!(env.cgroup_file("u1", "pids", "pids.max"), "20");
+
+    // A stopped container: stored, applied at the next start.
+    env.ok(&["stop", "-t", "0", "u1"]);
+    env.ok(&["update", "--memory", "48m", "--memory-swap", "96m", "u1"]);
+    env.ok(&["start", "u1"]);
+    assert_eq!(
+        env.cgroup_file("u1", "memory", "memory.limit_in_bytes"),
+        "50331648"
+    );
+    assert_eq!(env.cgroup_file("u1", "pids", "pids.max"), "20");
+}
+
+#[test]
+fn hostile_updates_and_stats_requests_are_refused() {
+    let env = Env::new();
+    env.ok(&["run", "-d", "--name", "h1", "busybox", "sleep", "1000"]);
+    let err = env.fails(&["update", "--cpus", "abc", "h1"]);
+    assert!(err.contains("invalid argument \"abc\""), "{err}");
+    let err = env.fails(&["update", "--memory", "1k", "h1"]);
+    assert!(err.contains("Minimum memory limit allowed is 6MB"), "{err}");
+    let err = env.fails(&["update", "--memory", "32m", "nosuch"]);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+    let err = env.fails(&["stats", "--no-stream", "nosuch"]);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+    for (body, needle) in [
+        (r#"{"Memory":-5}"#, "negative"),
+        (r#"{"NanoCpus":-1}"#, "Range of CPUs"),
+        (r#"{"NanoCpus":1000000000000}"#, "Range of CPUs"),
+        (r#"{"CpuQuota":5}"#, "CPU cfs quota"),
+        (r#"{"BlkioWeight":5}"#, "blkio weight"),
+        (r#"{"CpusetCpus":"1-0"}"#, "cpuset"),
+        (r#"{"Memory":"abc"}"#, ""),
+        (r#"{"Memory":1"#, ""),
+        (
+            r#"{"RestartPolicy":{"Name":"sometimes"}}"#,
+            "restart policy",
+        ),
+    ] {
+        let resp = env.post_json("/containers/h1/update", body);
+        assert_eq!(resp.status, 400, "{body}: {}", resp.body);
+        assert!(resp.body.contains(needle), "{body}: {}", resp.body);
+    }
+    let resp = env.post_json("/containers/nosuch/update", "{}");
+    assert_eq!(resp.status, 404);
+    let resp = env.get("/containers/h1/stats?stream=true&one-shot=true");
+    assert_eq!(resp.status, 400);
+    // Nothing was changed by the refused requests.
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
+            "h1"
+        ])
+        .trim(),
+        "0 0"
+    );
+}
