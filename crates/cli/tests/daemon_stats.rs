@@ -351,3 +351,141 @@ fn hostile_updates_and_stats_requests_are_refused() {
         "0 0"
     );
 }
+
+/// `docker build` with the classic builder (what berth serves), bounded in time.
+fn build(env: &Env, tag: &str, dockerfile: &str) {
+    let ctx = env.daemon.dir.path().join(format!("ctx-{tag}"));
+    std::fs::create_dir_all(&ctx).expect("context dir");
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).expect("Dockerfile");
+    let out = Command::new("timeout")
+        .args(["120", "docker", "build", "-q", "-t", tag])
+        .arg(&ctx)
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", env.daemon.socket.display()),
+        )
+        .env("DOCKER_CONFIG", env.daemon.dir.path().join("docker-config"))
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("docker build");
+    assert!(
+        out.status.success(),
+        "build: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn system_df_agrees_with_images_containers_volumes_and_build_cache() {
+    let env = Env::new();
+    let busybox_size: u64 = env
+        .ok(&["image", "inspect", "--format", "{{.Size}}", "busybox"])
+        .trim()
+        .parse()
+        .expect("size");
+    assert!(busybox_size > 100_000);
+    // A build on top of busybox shares its layer, and leaves a 200000-byte cache mount.
+    build(
+        &env,
+        "cached:1",
+        "FROM busybox\nRUN --mount=type=cache,target=/c head -c 200000 /dev/zero > /c/blob && echo hi > /hi\n",
+    );
+    let cached_size: u64 = env
+        .ok(&["image", "inspect", "--format", "{{.Size}}", "cached:1"])
+        .trim()
+        .parse()
+        .expect("size");
+    assert!(cached_size > busybox_size);
+    env.ok(&["volume", "create", "empty"]);
+    env.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "full:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 300000 /dev/zero > /data/v && head -c 100000 /dev/zero > /rw",
+    ]);
+
+    let j = env.get("/system/df").json();
+    assert_eq!(j["LayersSize"], cached_size, "{j}");
+    let images = j["Images"].as_array().expect("images");
+    assert_eq!(images.len(), 2, "{j}");
+    let find = |tag: &str| {
+        images
+            .iter()
+            .find(|i| i["RepoTags"].to_string().contains(tag))
+            .unwrap_or_else(|| panic!("{tag} in {j}"))
+    };
+    let bb = find("busybox:latest");
+    assert_eq!(bb["Size"], busybox_size);
+    assert_eq!(bb["SharedSize"], busybox_size);
+    assert_eq!(bb["Containers"], 1);
+    let cached = find("cached:1");
+    assert_eq!(cached["Size"], cached_size);
+    assert_eq!(cached["SharedSize"], busybox_size);
+    assert_eq!(cached["Containers"], 0);
+    let containers = j["Containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1);
+    let rw = containers[0]["SizeRw"].as_u64().expect("SizeRw");
+    assert!((100_000..120_000).contains(&rw), "{rw}");
+    assert_eq!(containers[0]["SizeRootFs"], rw + busybox_size);
+    let volume = |name: &str| {
+        j["Volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["Name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {j}"))["UsageData"]
+            .clone()
+    };
+    assert_eq!(
+        volume("full"),
+        serde_json::json!({"Size": 300000, "RefCount": 1})
+    );
+    assert_eq!(
+        volume("empty"),
+        serde_json::json!({"Size": 0, "RefCount": 0})
+    );
+    let cache = j["BuildCache"].as_array().expect("build cache");
+    let mount = cache
+        .iter()
+        .find(|c| c["Type"] == "exec.cachemount")
+        .unwrap_or_else(|| panic!("a cache mount in {j}"));
+    assert_eq!(mount["Size"], 200000);
+    assert!(cache.iter().any(|c| c["Type"] == "regular"), "{j}");
+
+    // The docker CLI's views of it.
+    let out = env.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].starts_with("Images|2|1|"), "{out}");
+    assert!(lines[1].starts_with("Containers|1|0|100"), "{out}");
+    assert_eq!(lines[2], "Local Volumes|2|1|300kB", "{out}");
+    assert!(lines[3].starts_with("Build Cache|"), "{out}");
+    let out = env.ok(&["system", "df", "-v"]);
+    for needle in ["cached", "writer", "full", "300kB", "exec.cachemount"] {
+        assert!(out.contains(needle), "{needle} in {out}");
+    }
+    let out = env.ok(&["ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"]);
+    assert!(out.starts_with("writer 100kB (virtual "), "{out}");
+    // Removing the container frees the volume (still counted) and the writable layer.
+    env.ok(&["rm", "writer"]);
+    let j = env.get("/system/df").json();
+    assert_eq!(j["Containers"], serde_json::json!([]));
+    assert!(
+        j["Volumes"]
+            .to_string()
+            .contains(r#""RefCount":0,"Size":300000"#),
+        "{j}"
+    );
+}

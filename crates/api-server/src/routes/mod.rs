@@ -3,6 +3,7 @@
 
 mod build;
 mod containers;
+mod df;
 mod events;
 mod images;
 mod networks;
@@ -74,6 +75,7 @@ pub(crate) fn router(backend: Backend) -> Router {
         .merge(build::routes())
         .merge(volumes::routes())
         .merge(stats::routes())
+        .merge(df::routes())
         .with_state(backend)
 }
 

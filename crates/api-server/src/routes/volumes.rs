@@ -42,7 +42,7 @@ fn flag(params: &BTreeMap<String, String>, name: &str) -> bool {
         .is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "False" | "FALSE"))
 }
 
-fn volume_json(v: &Volume) -> Value {
+pub(super) fn volume_json(v: &Volume) -> Value {
     json!({
         "CreatedAt": v.created_at,
         "Driver": v.driver,

@@ -19,6 +19,7 @@ mod exec;
 mod files;
 mod logs;
 mod shim;
+mod size;
 mod stats;
 mod top;
 mod update;
@@ -43,6 +44,7 @@ pub use exec::{ExecConfig, ExecInfo};
 pub(crate) use files::write_atomic;
 pub use logs::{LogLine, LogOptions, LogStream};
 pub use shim::AttachOptions;
+pub use size::ContainerSize;
 pub use stats::{
     CgroupStats, CpuStats, IoEntry, MemoryStats, NetCounters, PidsStats, StatsSample, Usage,
 };
