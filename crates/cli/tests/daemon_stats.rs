@@ -489,3 +489,127 @@ fn system_df_agrees_with_images_containers_volumes_and_build_cache() {
         "{j}"
     );
 }
+
+#[test]
+fn volumes_from_shares_volumes_and_binds_and_keeps_them_in_use() {
+    let env = Env::new();
+    let host_dir = env.daemon.dir.path().join("bind-src");
+    std::fs::create_dir_all(&host_dir).expect("bind dir");
+    std::fs::write(host_dir.join("h"), "host\n").expect("bind file");
+    let bind = format!("{}:/hostbind", host_dir.display());
+    env.ok(&[
+        "run",
+        "--name",
+        "src",
+        "-v",
+        "vol1:/data",
+        "-v",
+        "/anon",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello > /data/f && echo anon > /anon/a",
+    ]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/f /anon/a /hostbind/h && echo more > /data/g",
+    ]);
+    assert_eq!(out, "hello\nanon\nhost\n");
+    // `:ro` makes every one of them read-only.
+    let out = env.docker(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/g; echo x > /data/h || echo refused; echo y > /hostbind/y || echo refused",
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "more\nrefused\nrefused\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!host_dir.join("y").exists());
+    // The container's own -v wins over the imported one at the same path.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "src",
+        "-v",
+        "other:/data",
+        "busybox",
+        "ls",
+        "/data",
+    ]);
+    assert_eq!(out, "");
+
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "--volumes-from",
+        "src",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(
+        env.ok(&["inspect", "--format", "{{.HostConfig.VolumesFrom}}", "user"])
+            .trim(),
+        "[src]"
+    );
+    let anon = env.ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{if eq .Destination \"/anon\"}}{{.Name}}{{end}}{{end}}",
+        "src",
+    ]);
+    let anon = anon.trim().to_owned();
+    assert_eq!(anon.len(), 64, "{anon}");
+    // Removing the source with -v keeps the volumes its user still mounts.
+    env.ok(&["rm", "-v", "src"]);
+    assert_eq!(
+        env.ok(&["exec", "user", "cat", "/anon/a", "/data/f"]),
+        "anon\nhello\n"
+    );
+    let err = env.fails(&["volume", "rm", &anon]);
+    assert!(err.contains("volume is in use"), "{err}");
+    // A later start of the user does not need the source any more.
+    env.ok(&["restart", "-t", "0", "user"]);
+    assert_eq!(env.ok(&["exec", "user", "cat", "/anon/a"]), "anon\n");
+    env.ok(&["rm", "-f", "-v", "user"]);
+    // Not the user's own anonymous volume: rm -v leaves it.
+    assert!(env.ok(&["volume", "ls", "-q"]).contains(&anon));
+
+    let err = env.fails(&["create", "--volumes-from", "nosuch", "busybox", "true"]);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+    env.ok(&["create", "--name", "src2", "-v", "/x", "busybox", "true"]);
+    for (spec, needle) in [
+        ("src2:rx", "invalid mode: rx"),
+        ("src2:ro:rw", "invalid mode"),
+    ] {
+        let err = env.fails(&["create", "--volumes-from", spec, "busybox", "true"]);
+        assert!(err.contains(needle), "{spec}: {err}");
+    }
+    let body = r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"VolumesFrom":[""]}}"#;
+    let resp = env.post_json("/containers/create", body);
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(
+        resp.body.contains("cannot be an empty string"),
+        "{}",
+        resp.body
+    );
+}

@@ -24,6 +24,7 @@ mod stats;
 mod top;
 mod update;
 mod volumes;
+mod volumes_from;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -455,7 +456,8 @@ impl Containers {
         endpoints: BTreeMap<String, EndpointRequest>,
         cleanup: &mut files::Cleanup,
     ) -> Result<ContainerRecord> {
-        let spec_cfg = merged_spec_config(config, host, image)?;
+        let mut spec_cfg = merged_spec_config(config, host, image)?;
+        self.add_volumes_from(&mut spec_cfg, host, false)?;
         let args: Vec<String> = spec_cfg
             .entrypoint
             .clone()
@@ -633,8 +635,9 @@ impl Containers {
             .images
             .config(&image_id)
             .map_err(|e| CategorizedError::from_error(&e))?;
-        let spec_cfg =
+        let mut spec_cfg =
             merged_spec_config(&record.config, &record.host_config, image.config.as_ref())?;
+        self.add_volumes_from(&mut spec_cfg, &record.host_config, true)?;
         let files_of = joined.unwrap_or(record);
         let etc = files::EtcFiles {
             hostname: PathBuf::from(&files_of.hostname_path),
