@@ -613,3 +613,122 @@ fn volumes_from_shares_volumes_and_binds_and_keeps_them_in_use() {
         resp.body
     );
 }
+
+/// The berth client against the same daemon.
+fn berth(env: &Env, args: &[&str]) -> Output {
+    let mut all = vec![
+        "-H".to_owned(),
+        format!("unix://{}", env.daemon.socket.display()),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(&all)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("berth");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while matches!(child.try_wait(), Ok(None)) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("berth {args:?} did not finish in 30s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("berth output")
+}
+
+#[test]
+fn berth_client_stats_update_and_system_df() {
+    let env = Env::new();
+    env.ok(&["volume", "create", "vz"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b1",
+        "-v",
+        "vz:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 5000 /dev/zero > /v/z; while :; do :; done",
+    ]);
+    let out = berth(
+        &env,
+        &["update", "--memory", "64m", "--pids-limit", "30", "b1"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "b1\n");
+    assert_eq!(
+        env.cgroup_file("b1", "memory", "memory.limit_in_bytes"),
+        "67108864"
+    );
+    let out = berth(&env, &["update", "b1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("you must provide one or more flags"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = berth(&env, &["update", "--cpus", "abc", "b1"]);
+    assert_ne!(out.status.code(), Some(0));
+    let out = berth(&env, &["update", "--memory", "1k", "b1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Minimum memory limit allowed is 6MB"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = berth(
+        &env,
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}}|{{.MemUsage}}|{{.CPUPerc}}|{{.PIDs}}",
+            "b1",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    let fields: Vec<&str> = line.trim().split('|').collect();
+    assert_eq!(fields[0], "b1", "{line}");
+    assert!(fields[1].ends_with(" / 64MiB"), "{line}");
+    let cpu: f64 = fields[2].trim_end_matches('%').parse().expect("cpu");
+    assert!(cpu > 20.0, "{line}");
+    assert_eq!(fields[3], "1", "{line}");
+    let table = text(&berth(&env, &["stats", "--no-stream", "b1"]).stdout);
+    assert!(
+        table.starts_with("CONTAINER ID   NAME      CPU %     MEM USAGE / LIMIT"),
+        "{table}"
+    );
+
+    // system df: the same text as the docker CLI's.
+    env.ok(&["stop", "-t", "0", "b1"]);
+    for args in [
+        vec!["system", "df"],
+        vec![
+            "system",
+            "df",
+            "--format",
+            "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}",
+        ],
+    ] {
+        let ours = berth(&env, &args);
+        assert!(ours.status.success(), "{}", text(&ours.stderr));
+        assert_eq!(text(&ours.stdout), env.ok(&args), "{args:?}");
+    }
+    let verbose = text(&berth(&env, &["system", "df", "-v"]).stdout);
+    for needle in [
+        "Images space usage:",
+        "busybox",
+        "Local Volumes space usage:",
+        "5kB",
+        "Build cache usage: 0B",
+    ] {
+        assert!(verbose.contains(needle), "{needle} in {verbose}");
+    }
+}
