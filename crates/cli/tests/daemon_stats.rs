@@ -219,9 +219,19 @@ fn stats_show_a_memory_hog_and_a_busy_cpu() {
         "at least two refreshes: {streamed:?}"
     );
 
+    // Without names: every running container; -a adds the others.
+    env.ok(&["create", "--name", "idle", "busybox", "true"]);
+    let listed = env.ok(&["stats", "--no-stream", "--format", "{{.Name}}"]);
+    assert_eq!(listed, "hog\n");
+    let mut listed: Vec<String> = env
+        .ok(&["stats", "-a", "--no-stream", "--format", "{{.Name}}"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    listed.sort();
+    assert_eq!(listed, vec!["hog", "idle"]);
     // A stopped container: zeros, as Docker answers.
     env.ok(&["rm", "-f", "hog"]);
-    env.ok(&["create", "--name", "idle", "busybox", "true"]);
     let out = env.ok(&[
         "stats",
         "--no-stream",
