@@ -153,6 +153,7 @@ fn stats_show_a_memory_hog_and_a_busy_cpu() {
         assert!(Instant::now() < deadline, "the hog never got ready");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let started = Instant::now();
     let out = env.ok(&[
         "stats",
         "--no-stream",
@@ -160,6 +161,11 @@ fn stats_show_a_memory_hog_and_a_busy_cpu() {
         "{{.Name}}|{{.MemUsage}}|{{.CPUPerc}}|{{.PIDs}}|{{.NetIO}}|{{.BlockIO}}",
         "hog",
     ]);
+    eprintln!(
+        "measured: docker stats --no-stream took {:?}: {}",
+        started.elapsed(),
+        out.trim()
+    );
     let fields: Vec<&str> = out.trim().split('|').collect();
     assert_eq!(fields.len(), 6, "{out}");
     assert_eq!(fields[0], "hog");
@@ -177,7 +183,9 @@ fn stats_show_a_memory_hog_and_a_busy_cpu() {
     assert!(fields[4].contains(" / "), "{out}");
 
     // The JSON Docker's CLI reads: one-shot has no precpu; networks has eth0.
+    let started = Instant::now();
     let resp = env.get("/containers/hog/stats?stream=false&one-shot=true");
+    eprintln!("measured: one-shot stats answer in {:?}", started.elapsed());
     assert_eq!(resp.status, 200, "{}", resp.body);
     let j = resp.json();
     assert_eq!(j["name"], "/hog");
@@ -421,7 +429,9 @@ fn system_df_agrees_with_images_containers_volumes_and_build_cache() {
         "head -c 300000 /dev/zero > /data/v && head -c 100000 /dev/zero > /rw",
     ]);
 
+    let started = Instant::now();
     let j = env.get("/system/df").json();
+    eprintln!("measured: /system/df answered in {:?}", started.elapsed());
     assert_eq!(j["LayersSize"], cached_size, "{j}");
     let images = j["Images"].as_array().expect("images");
     assert_eq!(images.len(), 2, "{j}");
