@@ -178,7 +178,10 @@ fn stats_show_a_memory_hog_and_a_busy_cpu() {
     // No limit: Docker shows the host's memory.
     assert!(parse_size(limit) > 512.0 * 1048576.0, "{out}");
     let cpu: f64 = fields[2].trim_end_matches('%').parse().expect("cpu %");
-    assert!(cpu > 1.0, "a busy loop shows CPU% (shared, loaded host): {out}");
+    assert!(
+        cpu > 1.0,
+        "a busy loop shows CPU% (shared, loaded host): {out}"
+    );
     assert!(fields[3].parse::<u32>().expect("pids") >= 1, "{out}");
     assert!(fields[4].contains(" / "), "{out}");
 
@@ -312,6 +315,19 @@ fn update_limits_a_running_container_and_a_restart_keeps_them() {
     );
     assert_eq!(env.cgroup_file("u1", "pids", "pids.max"), "20");
 
+    // cpuset and blkio weight too (blkio.weight exists only with CFQ/BFQ; here it may not).
+    env.ok(&["update", "--cpuset-cpus", "0", "u1"]);
+    assert_eq!(env.cgroup_file("u1", "cpuset", "cpuset.cpus"), "0");
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "--format",
+            "{{.HostConfig.CpusetCpus}} {{.HostConfig.Memory}}",
+            "u1"
+        ])
+        .trim(),
+        "0 33554432"
+    );
     // A stopped container: stored, applied at the next start.
     env.ok(&["stop", "-t", "0", "u1"]);
     env.ok(&["update", "--memory", "48m", "--memory-swap", "96m", "u1"]);
