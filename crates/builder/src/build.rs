@@ -104,6 +104,11 @@ impl Builder {
         self.root.join("tmp")
     }
 
+    /// `<data-root>/builder`.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Forgets the build cache; returns the number of entries removed.
     pub fn prune_cache(&self) -> Result<usize> {
         Cache::open(&self.root.join("cache"))?.clear()

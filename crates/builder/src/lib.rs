@@ -20,6 +20,7 @@ mod error;
 mod fsops;
 mod history;
 mod scope_path;
+mod usage;
 mod values;
 mod workspace;
 
@@ -27,3 +28,4 @@ pub use backend::{Backend, OutputStream, RunMount, RunSpec};
 pub use build::{BuildOptions, Builder, Progress};
 pub use context::{Context, ContextLimits};
 pub use error::{BuildError, Result};
+pub use usage::{CacheEntry, CacheKind};

@@ -60,4 +60,4 @@ pub use cgroup::Cgroup;
 pub(crate) use cgroup::mkdir;
 pub use error::CgroupError;
 pub use hierarchy::{Hierarchy, OwnCgroups};
-pub use stats::{CpuStats, MemoryStats, PidsStats, Stats};
+pub use stats::{CpuStats, IoEntry, MemoryStats, PidsStats, Stats};

@@ -512,7 +512,17 @@ pub(crate) fn stats(dirs: &Dirs) -> Result<Stats, CgroupError> {
             .map(|d| cpu_stats(d, dirs.get("cpu")))
             .transpose()?,
         pids: dirs.get("pids").map(|d| pids_stats(d)).transpose()?,
+        io: dirs.get("blkio").map(|d| io_stats(d)).transpose()?,
     })
+}
+
+/// The throttle counters exist whatever the I/O scheduler, unlike `blkio.io_service_bytes`.
+fn io_stats(dir: &Path) -> Result<Vec<crate::IoEntry>, CgroupError> {
+    let path = dir.join("blkio.throttle.io_service_bytes_recursive");
+    match fs::read_opt(&path)? {
+        Some(text) => crate::stats::parse_v1_io(&path, &text),
+        None => Ok(Vec::new()),
+    }
 }
 
 fn memory_stats(dir: &Path) -> Result<MemoryStats, CgroupError> {

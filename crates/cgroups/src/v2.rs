@@ -409,7 +409,16 @@ pub(crate) fn stats(dir: &Path) -> Result<Stats, CgroupError> {
         memory: memory_stats(dir)?,
         cpu: cpu_stats(dir)?,
         pids: pids_stats(dir)?,
+        io: io_stats(dir)?,
     })
+}
+
+/// `io.stat` exists only where the io controller is enabled.
+fn io_stats(dir: &Path) -> Result<Option<Vec<crate::IoEntry>>, CgroupError> {
+    let path = dir.join("io.stat");
+    fs::read_opt(&path)?
+        .map(|text| crate::stats::parse_v2_io(&path, &text))
+        .transpose()
 }
 
 fn memory_stats(dir: &Path) -> Result<Option<MemoryStats>, CgroupError> {

@@ -346,7 +346,19 @@ fn stats_and_oom_kills_from_v1_files() {
     );
     write("pids", "pids.current", "2\n");
     write("pids", "pids.max", "max\n");
+    write(
+        "blkio",
+        "blkio.throttle.io_service_bytes_recursive",
+        "8:0 Read 4096\n8:0 Write 8192\nTotal 12288\n",
+    );
     let stats = f.cgroup.stats().unwrap();
+    let io = stats.io.clone().unwrap();
+    assert_eq!(io.len(), 2);
+    assert_eq!(
+        (io[0].major, io[0].minor, io[0].op.as_str(), io[0].value),
+        (8, 0, "Read", 4096)
+    );
+    assert_eq!((io[1].op.as_str(), io[1].value), ("Write", 8192));
     let m = stats.memory.unwrap();
     assert_eq!(
         (m.usage, m.max_usage, m.limit, m.swap_usage),

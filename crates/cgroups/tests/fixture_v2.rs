@@ -445,7 +445,18 @@ fn stats_and_oom_kills_from_v2_files() {
         "memory.events",
         "low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\noom_group_kill 0\n",
     );
+    f.set(
+        "io.stat",
+        "253:1 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
+    );
     let stats = f.cgroup.stats().unwrap();
+    let io = stats.io.clone().unwrap();
+    assert_eq!(io.len(), 2);
+    assert_eq!(
+        (io[0].major, io[0].minor, io[0].op.as_str(), io[0].value),
+        (253, 1, "read", 4096)
+    );
+    assert_eq!((io[1].op.as_str(), io[1].value), ("write", 8192));
     let memory = stats.memory.unwrap();
     assert_eq!(memory.usage, 1 << 20);
     assert_eq!(memory.max_usage, Some(2 << 20));
@@ -473,6 +484,7 @@ fn stats_without_controllers_are_none() {
     let stats = f.cgroup.stats().unwrap();
     assert_eq!(stats.memory, None);
     assert_eq!(stats.pids, None);
+    assert_eq!(stats.io, None);
     assert_eq!(stats.cpu.unwrap().usage_total_ns, 10_000);
     assert!(matches!(
         f.cgroup.oom_kill_count(),

@@ -346,11 +346,11 @@ fn volume_commands_match_docker() {
     );
     assert_eq!(out, format!("{bv}\n"));
 
-    // Prune: anonymous only, then -a with a filter, then everything unused.
+    // Prune at API 1.41: every unused volume (the in-use one stays), and docker's warning says so.
     let asked = env.berth_input(&["volume", "prune"], Some(b"n\n"));
     assert_eq!(
         text(&asked.stdout),
-        "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
+        "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
     );
     let out = env.ok(&["volume", "prune", "-f"]);
     assert_eq!(

@@ -364,7 +364,8 @@ fn ls_filters_rm_in_use_and_prune() {
     let err = env.fails(&["volume", "rm", "nosuch"]);
     assert!(err.contains("no such volume"), "{err}");
     env.ok(&["volume", "rm", "-f", "nosuch"]);
-    // Docker 23+: prune takes only anonymous volumes unless --all.
+    // API 1.41, as Docker 20.10 serves it: prune takes every unused local volume, named ones
+    // too (docker CLI 28 negotiates 1.41 and sends no `all`).
     env.ok(&[
         "run",
         "--name",
@@ -381,9 +382,13 @@ fn ls_filters_rm_in_use_and_prune() {
     assert_eq!(before.len(), 4, "{before:?}");
     let out = env.ok(&["volume", "prune", "-f"]);
     assert!(out.contains("Total reclaimed space: 1kB"), "{out}");
-    assert_eq!(env.names(&[]), vec!["other", "va", "vb"]);
-    // `--all` needs API 1.42 in the docker CLI; berth speaks 1.41, so send the filter raw.
-    let prune = |filters: &str| {
+    assert!(out.contains("\nother\n") && out.contains("\nva\n"), "{out}");
+    assert_eq!(env.names(&[]), vec!["vb"], "vb is in use");
+    let err = env.fails(&["volume", "prune", "-af"]);
+    assert!(err.contains("\"--all\" requires API version 1.42"), "{err}");
+    env.ok(&["volume", "create", "--label", "team=a", "va"]);
+    env.ok(&["volume", "create", "other"]);
+    let prune = |path: &str, filters: &str| {
         let q: String = filters
             .bytes()
             .map(|b| match b {
@@ -396,17 +401,21 @@ fn ls_filters_rm_in_use_and_prune() {
                 other => (other as char).to_string(),
             })
             .collect();
-        let resp = env.daemon.http(&format!(
-            "POST /volumes/prune?filters={q} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        ));
-        assert_eq!(resp.status, 200, "{}", resp.body);
-        resp.json()
+        env.daemon.http(&format!(
+            "POST {path}?filters={q} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ))
     };
-    let report = prune(r#"{"all":["true"],"label":["team=a"]}"#);
-    assert_eq!(report["VolumesDeleted"], serde_json::json!(["va"]));
+    let resp = prune("/v1.41/volumes/prune", r#"{"label":["team=a"]}"#);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json()["VolumesDeleted"], serde_json::json!(["va"]));
     assert_eq!(env.names(&[]), vec!["other", "vb"]);
-    let report = prune(r#"{"all":["true"]}"#);
-    assert_eq!(report["VolumesDeleted"], serde_json::json!(["other"]));
+    // Docker 20.10 has no `all` filter and refuses it like any unknown one.
+    let resp = prune("/volumes/prune", r#"{"all":["true"]}"#);
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(resp.body.contains("invalid filter 'all'"), "{}", resp.body);
+    assert_eq!(env.names(&[]), vec!["other", "vb"]);
+    let resp = prune("/v1.40/volumes/prune", "{}");
+    assert_eq!(resp.json()["VolumesDeleted"], serde_json::json!(["other"]));
     assert_eq!(env.names(&[]), vec!["vb"], "vb is in use");
     env.ok(&["rm", "user"]);
     env.ok(&["volume", "rm", "vb"]);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_builder::{Backend, BuildError, Builder, Context, ContextLimits, OutputStream, RunSpec};
-pub use berth_builder::{BuildOptions, Progress};
+pub use berth_builder::{BuildOptions, CacheEntry, CacheKind, Progress};
 use berth_errdefs::{CategorizedError, Category};
 use berth_image::ImageStore;
 use tokio::sync::mpsc::UnboundedSender;
@@ -46,6 +46,22 @@ impl From<BuildError> for BuildFailure {
 }
 
 impl Build {
+    /// The build cache's records with their sizes in bytes: a cache mount's files; 0 for a
+    /// step, whose layers belong to its image.
+    pub fn cache_usage(&self) -> Vec<(CacheEntry, u64)> {
+        self.builder
+            .cache_entries()
+            .into_iter()
+            .map(|e| {
+                let size = match &e.kind {
+                    CacheKind::Mount { dir } => crate::volumes::dir_size(dir, 0),
+                    CacheKind::Step { .. } => 0,
+                };
+                (e, size)
+            })
+            .collect()
+    }
+
     /// Opens `<data-root>/builder` (removing what a crashed build left).
     pub fn open(
         store: Arc<ImageStore>,

@@ -205,6 +205,27 @@ impl Images {
         .await
     }
 
+    /// `docker system df`: the layer totals and the top-level images (as `docker images`
+    /// lists them), with how many containers use each.
+    pub async fn disk_usage(
+        self: &Arc<Self>,
+    ) -> Result<(berth_image::DiskUsage, Vec<(ImageSummary, usize)>)> {
+        let this = self.clone();
+        blocking(move || {
+            let usage = this.store.disk_usage();
+            let list = this.store.list(&ListOptions::default()).map_err(cat)?;
+            let counted = list
+                .into_iter()
+                .map(|i| {
+                    let n = this.containers.containers_of_image(&i.id);
+                    (i, n)
+                })
+                .collect();
+            Ok((usage, counted))
+        })
+        .await
+    }
+
     /// Every image id in the store (to tell deleted images from deleted layers).
     fn image_ids(&self) -> BTreeSet<String> {
         let all = ListOptions {

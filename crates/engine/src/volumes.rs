@@ -253,6 +253,21 @@ impl Volumes {
         Ok(out)
     }
 
+    /// Every volume with the bytes under its `_data` and how many containers use it
+    /// (`docker system df`'s `UsageData`).
+    pub fn usage(&self) -> Result<Vec<(Volume, u64, usize)>> {
+        let refs = self.refs().clone();
+        Ok(self
+            .all()?
+            .into_iter()
+            .map(|v| {
+                let size = dir_size(Path::new(&v.mountpoint), 0);
+                let users = refs.get(&v.name).map_or(0, BTreeSet::len);
+                (v, size, users)
+            })
+            .collect())
+    }
+
     fn all(&self) -> Result<Vec<Volume>> {
         let entries = fs::read_dir(&self.root).map_err(|e| sys("read volumes", e))?;
         let mut out = Vec::new();
@@ -527,7 +542,7 @@ fn copy_tree(src: &Path, dst: &Path, depth: usize) -> std::io::Result<()> {
 }
 
 /// Bytes of regular files under `dir` (for prune's `SpaceReclaimed`).
-fn dir_size(dir: &Path, depth: usize) -> u64 {
+pub(crate) fn dir_size(dir: &Path, depth: usize) -> u64 {
     if depth > MAX_DEPTH {
         return 0;
     }

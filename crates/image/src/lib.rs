@@ -53,6 +53,7 @@ mod repair;
 mod save;
 mod store;
 mod tags;
+mod usage;
 
 pub use config::{
     ContainerConfig, History, ImageConfig, RootFs, chain_ids, format_rfc3339, now_rfc3339,
@@ -68,6 +69,7 @@ pub use query::{
 pub use remove::{DeleteItem, ImageUse, InUse, PruneReport};
 pub use repair::RepairReport;
 pub use store::{ImageStore, MAX_JSON_SIZE};
+pub use usage::DiskUsage;
 
 #[cfg(test)]
 mod tests {

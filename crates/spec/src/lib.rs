@@ -56,6 +56,6 @@ pub use process::{
     DEFAULT_PATH, ImageConfig, SeccompChoice, SecurityOptions, merge_image_config,
     parse_security_opts, parse_stop_signal,
 };
-pub use resources::parse_ulimit;
+pub use resources::{linux_resources, parse_ulimit};
 pub use seccomp::{DEFAULT_PROFILE, DockerProfile, ProfileTarget, native_arch, read_profile_file};
 pub use user::{ResolvedUser, resolve_user};

@@ -523,6 +523,7 @@ async fn inspect(
 
 async fn list(
     State(containers): State<Arc<Containers>>,
+    State(images): State<Arc<berth_engine::Images>>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let filters = match params.get("filters").filter(|v| !v.is_empty()) {
@@ -535,7 +536,13 @@ async fn list(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let items: Vec<Value> = records.iter().map(|r| summary_json(r, now)).collect();
+    let mut items: Vec<Value> = records.iter().map(|r| summary_json(r, now)).collect();
+    if flag(&params, "size") {
+        let sizes = super::df::container_sizes(&images, &containers, &records).await?;
+        for (item, r) in items.iter_mut().zip(&records) {
+            super::df::add_sizes(item, sizes.get(&r.id));
+        }
+    }
     Ok(json_response(StatusCode::OK, &items))
 }
 
@@ -660,7 +667,7 @@ fn mounts_json(r: &ContainerRecord) -> Vec<Value> {
     out
 }
 
-fn summary_json(r: &ContainerRecord, now: i64) -> Value {
+pub(super) fn summary_json(r: &ContainerRecord, now: i64) -> Value {
     json!({
         "Id": r.id,
         "Names": [format!("/{}", r.name)],

@@ -3,9 +3,11 @@
 
 mod build;
 mod containers;
+mod df;
 mod events;
 mod images;
 mod networks;
+mod stats;
 mod system;
 mod volumes;
 
@@ -72,6 +74,8 @@ pub(crate) fn router(backend: Backend) -> Router {
         .merge(networks::routes())
         .merge(build::routes())
         .merge(volumes::routes())
+        .merge(stats::routes())
+        .merge(df::routes())
         .with_state(backend)
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::Backend;
 use crate::body::JsonBody;
 use crate::error::{ApiError, json_response};
+use crate::middleware::RequestedVersion;
 
 type Params = Query<BTreeMap<String, String>>;
 
@@ -41,7 +42,7 @@ fn flag(params: &BTreeMap<String, String>, name: &str) -> bool {
         .is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "False" | "FALSE"))
 }
 
-fn volume_json(v: &Volume) -> Value {
+pub(super) fn volume_json(v: &Volume) -> Value {
     json!({
         "CreatedAt": v.created_at,
         "Driver": v.driver,
@@ -115,11 +116,31 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Whether a prune at this API version takes named volumes too. Before API 1.42 there is no
+/// `all` filter and Docker (20.10, API 1.41) prunes every unused local volume, named ones
+/// included; docker CLI 28 talking 1.41 sends no filter and warns of exactly that.
+fn prunes_named_volumes(version: Option<&RequestedVersion>) -> bool {
+    let asked = match version {
+        Some(RequestedVersion::Given { major, minor, .. }) => (*major, *minor),
+        _ => berth_api_types::API_VERSION
+            .split_once('.')
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            .unwrap_or((1, 41)),
+    };
+    asked < (1, 42)
+}
+
 async fn prune(
     State(volumes): State<Arc<Volumes>>,
+    version: Option<Extension<RequestedVersion>>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    let filters = filters(&params)?;
+    let mut filters = filters(&params)?;
+    if prunes_named_volumes(version.as_ref().map(|v| &v.0)) {
+        // Docker 20.10 knows no `all` filter and refuses it like any unknown one.
+        filters.validate(&["label", "label!"])?;
+        filters.add("all", "true");
+    }
     let report = tokio::task::spawn_blocking(move || volumes.prune(&filters))
         .await
         .map_err(|e| ApiError::new(berth_errdefs::Category::System, e.to_string()))??;

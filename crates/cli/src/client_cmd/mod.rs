@@ -8,6 +8,7 @@ mod network;
 mod progress;
 mod ps;
 mod run;
+mod stats;
 mod system;
 mod template;
 mod tty;
@@ -164,6 +165,7 @@ async fn dispatch(args: &[String]) -> CliResult {
         ("container", Some((sub, rest))) => (container_alias(sub), rest),
         ("image", Some((sub, rest))) => (image_alias(sub), rest),
         ("system", Some((sub, rest))) if sub == "info" || sub == "events" => (sub.as_str(), rest),
+        ("system", Some((sub, rest))) if sub == "df" => ("system-df", rest),
         (other, _) => (other, cmd_args),
     };
     let inv = Invocation {
@@ -206,6 +208,9 @@ async fn dispatch(args: &[String]) -> CliResult {
         "load" => images::load(&inv).await,
         "import" => images::import(&inv).await,
         "events" => system::events(&inv).await,
+        "stats" => stats::stats(&inv).await,
+        "update" => stats::update(&inv).await,
+        "system-df" => stats::system_df(&inv).await,
         "network" => network::network(&inv).await,
         "volume" => volume::volume(&inv).await,
         other => Err(CliError::Usage {

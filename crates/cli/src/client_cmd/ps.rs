@@ -65,12 +65,13 @@ pub async fn ps(inv: &Invocation<'_>) -> CliResult {
     } else {
         (args.last > 0).then_some(args.last)
     };
-    // Docker asks for sizes when the format shows them.
+    // Docker asks for sizes when running the template touches `.Size`: `{{json .}}` does,
+    // the bare `json` format does not (it becomes `{{json .}}` only after the check).
     let want_size = args.size
         || args
             .format
             .as_deref()
-            .is_some_and(|f| f.contains(".Size") || f.trim() == "json" || f.contains("json ."));
+            .is_some_and(|f| f.contains(".Size") || f.contains("json ."));
     let list = client
         .containers(args.all, limit, want_size, &filters)
         .await?;

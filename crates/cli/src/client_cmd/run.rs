@@ -155,7 +155,7 @@ pub struct RunArgs {
 }
 
 /// go-units' `RAMInBytes`: `512m`, `1g`, `100k`, `1024` (binary units, optional `b`).
-fn ram_in_bytes(s: &str) -> Result<i64, String> {
+pub(super) fn ram_in_bytes(s: &str) -> Result<i64, String> {
     let invalid = || format!("invalid size: '{s}'");
     let lower = s.trim().to_ascii_lowercase();
     let lower = lower.strip_suffix('b').unwrap_or(&lower);
@@ -181,7 +181,7 @@ fn ram_in_bytes(s: &str) -> Result<i64, String> {
 }
 
 /// `--cpus 1.5` → NanoCpus.
-fn nano_cpus(s: &str) -> Result<i64, String> {
+pub(super) fn nano_cpus(s: &str) -> Result<i64, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("failed to parse {s} as a rational number"))?;
@@ -315,7 +315,7 @@ fn mount(spec: &str) -> Result<Mount, CliError> {
     Ok(m)
 }
 
-fn restart_policy(spec: Option<&str>) -> Result<RestartPolicy, CliError> {
+pub(super) fn restart_policy(spec: Option<&str>) -> Result<RestartPolicy, CliError> {
     let spec = spec.unwrap_or("no");
     let (name, count) = spec.split_once(':').unwrap_or((spec, ""));
     let maximum_retry_count = if count.is_empty() {

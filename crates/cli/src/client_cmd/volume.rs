@@ -218,17 +218,22 @@ struct PruneArgs {
 async fn prune(inv: &Invocation<'_>) -> CliResult {
     let args: PruneArgs = parse(inv, "volume prune [OPTIONS]")?;
     let mut filters = filters(&args.filter)?;
-    // Docker checks the version only after the prompt.
-    let warning = if args.all {
+    let client = inv.client().await?;
+    let all_warning =
+        "WARNING! This will remove all local volumes not used by at least one container.";
+    // Before API 1.42 the daemon prunes named volumes too, and docker says so.
+    let warning = if !api_at_least(client.api_version(), 42) {
+        all_warning
+    } else if args.all {
         filters.add("all".to_owned(), "true".to_owned());
-        "WARNING! This will remove all local volumes not used by at least one container."
+        all_warning
     } else {
         "WARNING! This will remove anonymous local volumes not used by at least one container."
     };
     if !args.force && !super::confirm(warning)? {
         return Ok(());
     }
-    let client = inv.client().await?;
+    // Docker checks the version only after the prompt.
     if args.all && !api_at_least(client.api_version(), 42) {
         return Err(CliError::Message(format!(
             "\"--all\" requires API version 1.42, but the Docker daemon API version is {}",

@@ -155,6 +155,8 @@ pub struct HostConfig {
     pub restart_policy: Option<RestartPolicy>,
     /// `--mount`.
     pub mounts: Option<Vec<MountConfig>>,
+    /// `--volumes-from name[:ro|:rw]`.
+    pub volumes_from: Option<Vec<String>>,
     /// `--tmpfs`.
     pub tmpfs: Option<BTreeMap<String, String>>,
     /// `--memory`.

@@ -20,8 +20,12 @@ mod files;
 mod health;
 mod logs;
 mod shim;
+mod size;
+mod stats;
 mod top;
+mod update;
 mod volumes;
+mod volumes_from;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,7 +47,12 @@ pub(crate) use files::write_atomic;
 pub use health::{Health, HealthConfig, HealthResult, status_words as health_words};
 pub use logs::{LogLine, LogOptions, LogStream};
 pub use shim::AttachOptions;
+pub use size::ContainerSize;
+pub use stats::{
+    CgroupStats, CpuStats, IoEntry, MemoryStats, NetCounters, PidsStats, StatsSample, Usage,
+};
 pub use top::TopReport;
+pub use update::UpdateRequest;
 
 use crate::events::{Event, EventType, Events};
 use crate::networks::{ContainerNet, EndpointRequest, NetworkSettings, Networks};
@@ -450,7 +459,8 @@ impl Containers {
         endpoints: BTreeMap<String, EndpointRequest>,
         cleanup: &mut files::Cleanup,
     ) -> Result<ContainerRecord> {
-        let spec_cfg = merged_spec_config(config, host, image)?;
+        let mut spec_cfg = merged_spec_config(config, host, image)?;
+        self.add_volumes_from(&mut spec_cfg, host, false)?;
         let args: Vec<String> = spec_cfg
             .entrypoint
             .clone()
@@ -632,8 +642,9 @@ impl Containers {
             .images
             .config(&image_id)
             .map_err(|e| CategorizedError::from_error(&e))?;
-        let spec_cfg =
+        let mut spec_cfg =
             merged_spec_config(&record.config, &record.host_config, image.config.as_ref())?;
+        self.add_volumes_from(&mut spec_cfg, &record.host_config, true)?;
         let files_of = joined.unwrap_or(record);
         let etc = files::EtcFiles {
             hostname: PathBuf::from(&files_of.hostname_path),
