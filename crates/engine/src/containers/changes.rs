@@ -1,0 +1,349 @@
+//! `docker diff` and `docker commit`: a container's changes are its overlay upper
+//! directory. Both leave out what the runtime made only to mount over (`/etc/hosts`, `/dev`,
+//! volume targets, …), which Docker keeps in a separate init layer; the build service
+//! decides which entries those are ([`crate::build::runtime_leftovers`]) for its RUN steps
+//! too.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_errdefs::{CategorizedError, Category};
+use berth_image::{ContainerConfig, History, ImageConfig};
+use berth_reference::Reference;
+
+use super::{Container, Containers, Result, sys};
+
+/// Most entries `docker diff` lists (bounds the answer for a hostile container).
+const MAX_CHANGES: usize = 1_000_000;
+
+/// How a path changed (`Kind` of `GET /containers/{id}/changes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// `C`: present in the image, changed.
+    Modified,
+    /// `A`: not in the image.
+    Added,
+    /// `D`: removed.
+    Deleted,
+}
+
+impl ChangeKind {
+    /// Docker's number: 0 modified, 1 added, 2 deleted.
+    pub fn code(self) -> u8 {
+        match self {
+            ChangeKind::Modified => 0,
+            ChangeKind::Added => 1,
+            ChangeKind::Deleted => 2,
+        }
+    }
+}
+
+/// One entry of `docker diff`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Absolute path in the container.
+    pub path: String,
+    /// What happened to it.
+    pub kind: ChangeKind,
+}
+
+/// `POST /commit` parameters.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// `repo` (empty: an untagged image).
+    pub repo: String,
+    /// `tag` (`latest` when a repo is given without one).
+    pub tag: String,
+    /// `comment`.
+    pub comment: String,
+    /// `author`.
+    pub author: String,
+    /// `pause`: freeze a running container while its changes are read.
+    pub pause: bool,
+    /// `changes`: Dockerfile instructions applied to the config.
+    pub changes: Vec<String>,
+}
+
+/// The upper directory, the image's layers and the mount targets of a container.
+struct Layers {
+    upper: PathBuf,
+    lowers: Vec<PathBuf>,
+    skipped: Vec<PathBuf>,
+}
+
+impl Containers {
+    fn layers(&self, c: &Container) -> Result<Layers> {
+        let snaps = self.images.snapshotter();
+        let err = |e: berth_snapshot::SnapshotError| sys("the container's layer", e);
+        let upper = snaps.fs_dir(&c.id).map_err(err)?;
+        let lowers = match snaps.mounts(&c.id).map_err(err)? {
+            berth_snapshot::Mount::Overlay { lowerdirs, .. } => lowerdirs,
+            berth_snapshot::Mount::Bind { .. } => Vec::new(),
+        };
+        let record = c.snapshot();
+        let mut targets: Vec<String> = record.mount_points.keys().cloned().collect();
+        targets.extend(record.host_config.binds.iter().flatten().filter_map(|b| {
+            let mut parts = b.split(':');
+            parts.next()?;
+            parts.next().map(str::to_owned)
+        }));
+        targets.extend(
+            record
+                .host_config
+                .mounts
+                .iter()
+                .flatten()
+                .map(|m| m.target.clone()),
+        );
+        if record.host_config.init.unwrap_or(false) {
+            targets.push("/sbin/docker-init".to_owned());
+        }
+        let targets: Vec<String> = targets
+            .iter()
+            .map(|t| t.trim_matches('/').to_owned())
+            .filter(|t| !t.is_empty())
+            .collect();
+        let skipped = crate::build::runtime_leftovers(&upper, &lowers, &targets)
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
+        Ok(Layers {
+            upper,
+            lowers,
+            skipped,
+        })
+    }
+
+    /// `GET /containers/{id}/changes`, sorted by path.
+    pub async fn changes(&self, name_or_id: &str) -> Result<Vec<Change>> {
+        let c = self.find(name_or_id)?;
+        let layers = self.layers(&c)?;
+        tokio::task::spawn_blocking(move || list_changes(&layers))
+            .await
+            .map_err(|e| sys("diff task", e))?
+    }
+
+    /// `POST /commit`: the container's changes as a new image on top of its image;
+    /// returns the new image's id.
+    pub async fn commit(self: &Arc<Self>, name_or_id: &str, opts: CommitOptions) -> Result<String> {
+        let c = self.find(name_or_id)?;
+        let (running, paused) = {
+            let r = c.rec();
+            (r.state.running, r.state.paused)
+        };
+        let pause = opts.pause && running && !paused;
+        if pause {
+            self.pause(&c.id, true).await?;
+        }
+        let this = self.clone();
+        let c2 = c.clone();
+        let result = tokio::task::spawn_blocking(move || this.commit_blocking(&c2, &opts))
+            .await
+            .map_err(|e| sys("commit task", e));
+        if pause {
+            // The commit's answer matters more than a failed unpause, which is logged.
+            if let Err(e) = self.pause(&c.id, false).await {
+                tracing::warn!("commit: unpause {}: {}", c.id, e.message);
+            }
+        }
+        let id = result??;
+        self.publish(&c.snapshot(), "commit", &[]);
+        Ok(id)
+    }
+
+    fn commit_blocking(&self, c: &Container, opts: &CommitOptions) -> Result<String> {
+        let record = c.snapshot();
+        let parent = berth_reference::ImageId::parse(&record.image)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        let image = self
+            .images
+            .config(&parent)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        let mut config = merged_config(image.config.clone().unwrap_or_default(), &record.config)?;
+        for change in &opts.changes {
+            berth_image::apply_change(&mut config, change)
+                .map_err(|e| CategorizedError::from_error(&e))?;
+        }
+        let tags = commit_tags(&opts.repo, &opts.tag)?;
+        let layers = self.layers(c)?;
+        let skip = |p: &Path| layers.skipped.iter().any(|s| s == p);
+        let (diff, _) = berth_snapshot::write_diff_except(&layers.upper, Vec::new(), &skip)
+            .map_err(|e| sys("write the container's changes", e))?;
+        let created = berth_image::now_rfc3339();
+        let mut history = image.history.clone();
+        let created_by = record
+            .config
+            .cmd
+            .clone()
+            .or_else(|| {
+                let mut argv = vec![record.path.clone()];
+                argv.extend(record.args.iter().cloned());
+                Some(argv)
+            })
+            .unwrap_or_default()
+            .join(" ");
+        history.push(History {
+            created: Some(created.clone()),
+            created_by,
+            author: opts.author.clone(),
+            comment: opts.comment.clone(),
+            empty_layer: false,
+        });
+        let new = ImageConfig {
+            comment: opts.comment.clone(),
+            author: opts.author.clone(),
+            created: Some(created),
+            container: record.id.clone(),
+            container_config: Some(to_image_config(&record.config)?),
+            config: Some(config),
+            history,
+            ..image
+        };
+        let id = self
+            .images
+            .commit(Some(&parent), Some(&mut diff.as_slice()), new, &tags)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+        Ok(id.as_str().to_owned())
+    }
+}
+
+fn commit_tags(repo: &str, tag: &str) -> Result<Vec<Reference>> {
+    if repo.is_empty() {
+        if !tag.is_empty() {
+            return Err(CategorizedError::new(
+                Category::InvalidParameter,
+                "invalid reference format: a tag needs a repository",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    let mut target =
+        Reference::parse_normalized(repo).map_err(|e| CategorizedError::from_error(&e))?;
+    if !tag.is_empty() {
+        target = target
+            .with_tag(tag)
+            .map_err(|e| CategorizedError::from_error(&e))?;
+    }
+    Ok(vec![target.with_default_tag()])
+}
+
+/// The container's `Config` as JSON without its nulls (unset there is empty in the image's
+/// shape).
+fn config_value(config: &super::Config) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(config).map_err(|e| sys("container config", e))?;
+    if let Some(map) = value.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    Ok(value)
+}
+
+/// The container's `Config` in the image's shape.
+fn to_image_config(config: &super::Config) -> Result<ContainerConfig> {
+    let value = config_value(config)?;
+    serde_json::from_value(value).map_err(|e| sys("container config", e))
+}
+
+/// The new image's config: the image's, with what the container set on top (Docker's
+/// `merge`: the container's non-empty fields win; the hostname and the attach flags are
+/// the container's own business).
+fn merged_config(image: ContainerConfig, container: &super::Config) -> Result<ContainerConfig> {
+    let mut base = serde_json::to_value(&image).map_err(|e| sys("image config", e))?;
+    let over = config_value(container)?;
+    if let (Some(base), Some(over)) = (base.as_object_mut(), over.as_object()) {
+        for (k, v) in over {
+            let empty = match v {
+                serde_json::Value::Null => true,
+                serde_json::Value::String(s) => s.is_empty(),
+                serde_json::Value::Bool(b) => !b,
+                serde_json::Value::Array(a) => a.is_empty(),
+                serde_json::Value::Object(o) => o.is_empty(),
+                serde_json::Value::Number(_) => false,
+            };
+            let skipped = matches!(k.as_str(), "Hostname" | "Domainname" | "Image");
+            if !empty && !skipped {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let mut merged: ContainerConfig =
+        serde_json::from_value(base).map_err(|e| sys("image config", e))?;
+    merged.image = String::new();
+    merged.hostname = String::new();
+    Ok(merged)
+}
+
+fn list_changes(layers: &Layers) -> Result<Vec<Change>> {
+    let lowers: Vec<OwnedFd> = layers
+        .lowers
+        .iter()
+        .filter_map(|l| {
+            rustix::fs::open(
+                l,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+                rustix::fs::Mode::empty(),
+            )
+            .ok()
+        })
+        .collect();
+    let mut out = Vec::new();
+    walk(layers, &lowers, Path::new(""), &mut out, 0)?;
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Whether `rel` exists in a lower layer. Resolved with no symlink allowed at all, so a
+/// link in a layer can never send the lookup to the host.
+fn in_lowers(lowers: &[OwnedFd], rel: &Path) -> bool {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    lowers.iter().any(|fd| {
+        rustix::fs::openat2(
+            fd,
+            rel,
+            OFlags::PATH | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .is_ok()
+    })
+}
+
+fn walk(
+    layers: &Layers,
+    lowers: &[OwnedFd],
+    rel: &Path,
+    out: &mut Vec<Change>,
+    depth: usize,
+) -> Result<()> {
+    if depth > 1024 || out.len() > MAX_CHANGES {
+        return Err(sys("diff", "the container's changes are too large to list"));
+    }
+    let dir = layers.upper.join(rel);
+    let entries = std::fs::read_dir(&dir).map_err(|e| sys("list the changes", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| sys("list the changes", e))?;
+        let child = rel.join(entry.file_name());
+        if layers.skipped.iter().any(|s| s == &child) {
+            continue;
+        }
+        let ft = entry.file_type().map_err(|e| sys("list the changes", e))?;
+        let path = format!("/{}", child.display());
+        let whiteout = ft.is_char_device()
+            && entry
+                .metadata()
+                .is_ok_and(|m| std::os::unix::fs::MetadataExt::rdev(&m) == 0);
+        let kind = if whiteout {
+            ChangeKind::Deleted
+        } else if in_lowers(lowers, &child) {
+            ChangeKind::Modified
+        } else {
+            ChangeKind::Added
+        };
+        out.push(Change { path, kind });
+        if ft.is_dir() {
+            walk(layers, lowers, &child, out, depth + 1)?;
+        }
+    }
+    Ok(())
+}
