@@ -244,6 +244,7 @@ impl Containers {
         let view = self.root_view(&c, true)?;
         let split = SplitPath::new(path);
         let (p, n) = (path.to_owned(), name_or_id.to_owned());
+        self.publish(&c.snapshot(), "archive-path", &[("path", path.to_owned())]);
         in_root(view, move || {
             let src = split.resolve().map_err(|e| io_error(&e, &p, &n))?;
             let mut tar = TarWriter::new(out);
@@ -283,7 +284,13 @@ impl Containers {
             }
             extract(body, &dir, opts)
         })
-        .await
+        .await?;
+        self.publish(
+            &c.snapshot(),
+            "extract-to-dir",
+            &[("path", path.to_owned())],
+        );
+        Ok(())
     }
 
     /// `GET /containers/{id}/export`: the whole root file system as a tar, without the
@@ -291,6 +298,7 @@ impl Containers {
     pub async fn export(self: &Arc<Self>, name_or_id: &str, out: BoxWrite) -> Result<()> {
         let c = self.find(name_or_id)?;
         let view = self.root_view(&c, false)?;
+        self.publish(&c.snapshot(), "export", &[]);
         in_root(view, move || {
             let mut tar = TarWriter::new(out);
             for name in sorted_children(Path::new("/")).map_err(|e| sys("list /", e))? {

@@ -169,8 +169,25 @@ impl Containers {
         let tags = commit_tags(&opts.repo, &opts.tag)?;
         let layers = self.layers(c)?;
         let skip = |p: &Path| layers.skipped.iter().any(|s| s == p);
-        let (diff, _) = berth_snapshot::write_diff_except(&layers.upper, Vec::new(), &skip)
+        // The layer goes through a file next to the record: a container's changes can be
+        // far larger than memory should hold.
+        let tmp = self.container_dir(&c.id).join(".commit.tar");
+        let _remove = RemoveOnDrop(tmp.clone());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| sys("create the layer file", e))?;
+        let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+        let (buffered, _) = berth_snapshot::write_diff_except(&layers.upper, buffered, &skip)
             .map_err(|e| sys("write the container's changes", e))?;
+        let mut file = buffered
+            .into_inner()
+            .map_err(|e| sys("write the container's changes", e.into_error()))?;
+        std::io::Seek::rewind(&mut file).map_err(|e| sys("read the layer file", e))?;
+        let mut diff = std::io::BufReader::with_capacity(1 << 20, file);
         let created = berth_image::now_rfc3339();
         let mut history = image.history.clone();
         let created_by = record
@@ -203,9 +220,18 @@ impl Containers {
         };
         let id = self
             .images
-            .commit(Some(&parent), Some(&mut diff.as_slice()), new, &tags)
+            .commit(Some(&parent), Some(&mut diff), new, &tags)
             .map_err(|e| CategorizedError::from_error(&e))?;
         Ok(id.as_str().to_owned())
+    }
+}
+
+/// Removes a temporary file however the commit ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
