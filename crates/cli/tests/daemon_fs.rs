@@ -226,6 +226,13 @@ fn cp_files_and_directories_in_and_out_of_running_and_stopped_containers() {
     assert!(o.status.success(), "cp to stdout: {}", text(&o.stderr));
     std::fs::write(&tar, &o.stdout).expect("write tar");
     assert_eq!(tar_names(&tar), vec!["passwd"]);
+    // A directory: its entries under its name (small: the helper reads stdout at exit).
+    let o = env.docker(&["cp", "fs-run:/etc", "-"]);
+    assert!(o.status.success(), "cp /etc to stdout: {}", text(&o.stderr));
+    std::fs::write(&tar, &o.stdout).expect("write tar");
+    let names = tar_names(&tar);
+    assert!(names.iter().any(|n| n == "etc/"), "{names:?}");
+    assert!(names.iter().any(|n| n == "etc/passwd"), "{names:?}");
     let src = env.path("streamed");
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::write(src.join("streamed.txt"), "via stdin\n").expect("write");

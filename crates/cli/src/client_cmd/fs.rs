@@ -210,7 +210,8 @@ fn base_of(path: &str) -> String {
     let trimmed = path.trim_end_matches('/');
     match trimmed.rsplit_once('/') {
         Some((_, b)) => b.to_owned(),
-        None if trimmed.is_empty() => "/".to_owned(),
+        // The daemon names the root's entries `./…`.
+        None if trimmed.is_empty() => ".".to_owned(),
         None => trimmed.to_owned(),
     }
 }
@@ -547,6 +548,7 @@ mod tests {
         assert_eq!(split_cp_arg("-"), (None, "-"));
         assert_eq!(base_of("/tmp/dir/."), ".");
         assert_eq!(base_of("/tmp/dir/"), "dir");
+        assert_eq!(base_of("/"), ".");
         assert_eq!(dir_of("/tmp/x"), "/tmp");
         assert_eq!(dir_of("/x"), "/");
     }
