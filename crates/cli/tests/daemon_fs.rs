@@ -327,6 +327,38 @@ fn cp_reaches_volumes_of_running_and_stopped_containers() {
 }
 
 #[test]
+fn cp_reaches_bind_mounts_and_respects_read_only_ones() {
+    let env = Env::new();
+    let bind = env.path("bind");
+    std::fs::create_dir_all(&bind).expect("bind dir");
+    std::fs::write(bind.join("from-host.txt"), "host side\n").expect("write");
+    let ro = env.path("ro");
+    std::fs::create_dir_all(&ro).expect("ro dir");
+    let spec = format!("{}:/mnt/bind", bind.display());
+    let ro_spec = format!("{}:/mnt/ro:ro", ro.display());
+    env.ok(&[
+        "run", "-d", "--name", "fs-bind", "-v", &spec, "-v", &ro_spec, "busybox", "sleep", "300",
+    ]);
+    // Out of and into the bind mount: the host directory is what the container sees.
+    let out = env.path("got.txt").display().to_string();
+    env.ok(&["cp", "fs-bind:/mnt/bind/from-host.txt", &out]);
+    assert_eq!(env.read("got.txt"), "host side\n");
+    let f = env.write("to-bind.txt", "container side\n");
+    env.ok(&["cp", &f, "fs-bind:/mnt/bind/to-bind.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(bind.join("to-bind.txt")).expect("on the host"),
+        "container side\n"
+    );
+    // A read-only mount stays read-only for cp too.
+    env.fails(&["cp", &f, "fs-bind:/mnt/ro/x.txt"]);
+    assert!(!ro.join("x.txt").exists());
+    // Stopped: the binds are still where the container sees them.
+    env.ok(&["stop", "-t", "1", "fs-bind"]);
+    env.ok(&["cp", "fs-bind:/mnt/bind/to-bind.txt", &out]);
+    assert_eq!(env.read("got.txt"), "container side\n");
+}
+
+#[test]
 fn cp_never_leaves_the_container_through_its_symlinks() {
     let env = Env::new();
     let marker = unique("marker");

@@ -222,10 +222,17 @@ impl Containers {
         Ok(RootView { rootfs, binds })
     }
 
+    /// [`Containers::root_view`] under the container's lifecycle lock (so that a start
+    /// does not mount the root at the same time); the copy itself runs without it.
+    async fn locked_root_view(&self, c: &Container, with_mounts: bool) -> Result<RootView> {
+        let _op = c.op.lock().await;
+        self.root_view(c, with_mounts)
+    }
+
     /// `HEAD /containers/{id}/archive?path=`.
     pub async fn stat_path(&self, name_or_id: &str, path: &str) -> Result<PathStat> {
         let c = self.find(name_or_id)?;
-        let view = self.root_view(&c, true)?;
+        let view = self.locked_root_view(&c, true).await?;
         let split = SplitPath::new(path);
         let (p, n) = (path.to_owned(), name_or_id.to_owned());
         in_root(view, move || stat(&split).map_err(|e| io_error(&e, &p, &n))).await
@@ -241,7 +248,7 @@ impl Containers {
         out: BoxWrite,
     ) -> Result<()> {
         let c = self.find(name_or_id)?;
-        let view = self.root_view(&c, true)?;
+        let view = self.locked_root_view(&c, true).await?;
         let split = SplitPath::new(path);
         let (p, n) = (path.to_owned(), name_or_id.to_owned());
         self.publish(&c.snapshot(), "archive-path", &[("path", path.to_owned())]);
@@ -277,7 +284,7 @@ impl Containers {
                 "container rootfs is marked read-only",
             ));
         }
-        let view = self.root_view(&c, true)?;
+        let view = self.locked_root_view(&c, true).await?;
         let (p, n) = (path.to_owned(), name_or_id.to_owned());
         let abs = format!("/{}", path.trim_start_matches('/'));
         in_root(view, move || {
@@ -303,7 +310,7 @@ impl Containers {
     /// container's volumes and bind mounts.
     pub async fn export(self: &Arc<Self>, name_or_id: &str, out: BoxWrite) -> Result<()> {
         let c = self.find(name_or_id)?;
-        let view = self.root_view(&c, false)?;
+        let view = self.locked_root_view(&c, false).await?;
         self.publish(&c.snapshot(), "export", &[]);
         in_root(view, move || {
             let mut tar = TarWriter::new(out);
@@ -398,10 +405,10 @@ fn enter_root(view: &RootView) -> Result<()> {
         let flags = rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
             | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
             | rustix::mount::OpenTreeFlags::AT_RECURSIVE;
-        match rustix::mount::open_tree(rustix::fs::CWD, &bind.source, flags) {
-            Ok(fd) => trees.push((fd, bind)),
-            Err(e) => tracing::warn!("cp: cannot bind {}: {e}", bind.source.display()),
-        }
+        // A copy that silently missed a volume would read or write the wrong files.
+        let fd = rustix::mount::open_tree(rustix::fs::CWD, &bind.source, flags)
+            .map_err(|e| sys(&format!("bind {}", bind.source.display()), e))?;
+        trees.push((fd, bind));
     }
     rustix::process::chroot(&view.rootfs).map_err(|e| sys("chroot", e))?;
     std::env::set_current_dir("/").map_err(|e| sys("chdir /", e))?;
