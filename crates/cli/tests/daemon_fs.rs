@@ -209,6 +209,27 @@ fn cp_files_and_directories_in_and_out_of_running_and_stopped_containers() {
         "0:0\n"
     );
 
+    // -a keeps the archive's owners; without it they are root's.
+    let owned = env.write("owned.txt", "owned\n");
+    std::os::unix::fs::chown(&owned, Some(1234), Some(4321)).expect("chown");
+    env.ok(&["cp", "-a", &owned, "fs-run:/tmp/owned-a.txt"]);
+    env.ok(&["cp", &owned, "fs-run:/tmp/owned.txt"]);
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "fs-run",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/tmp/owned-a.txt",
+            "/tmp/owned.txt"
+        ]),
+        "1234:4321\n0:0\n"
+    );
+    // A file is not a directory to copy into.
+    let err = env.fails(&["cp", &f, "fs-run:/etc/passwd/x"]);
+    assert!(err.contains("not a directory"), "{err}");
+
     // Out of it: a file, a directory, a directory's content (`/.`).
     let out = env.path("out").display().to_string();
     std::fs::create_dir_all(&out).expect("out dir");
