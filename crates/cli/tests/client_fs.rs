@@ -107,6 +107,25 @@ fn diff_export_cp_and_commit_match_the_docker_cli() {
         std::fs::read_to_string(out.join("renamed")).expect("renamed"),
         "one\n"
     );
+    // The whole root, by both CLIs (the daemon names its entries `/…`, as dockerd does).
+    for (cli, dir) in [("berth", "root-b"), ("docker", "root-d")] {
+        let args = [
+            "cp",
+            &format!("{c}:/"),
+            &out.join(dir).display().to_string(),
+        ];
+        let o = if cli == "berth" {
+            env.berth(&args)
+        } else {
+            env.docker(&args)
+        };
+        assert!(o.status.success(), "{cli} cp /: {}", text(&o.stderr));
+        assert_eq!(
+            std::fs::read_to_string(out.join(dir).join("data/sub/f")).expect("f"),
+            "one\n"
+        );
+        assert!(out.join(dir).join("bin/busybox").is_file());
+    }
     let b = env.berth(&["cp", &format!("{c}:/data"), "-"]);
     let d = env.docker(&["cp", &format!("{c}:/data"), "-"]);
     assert!(b.status.success() && d.status.success());

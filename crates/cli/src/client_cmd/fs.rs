@@ -2,7 +2,7 @@
 //!
 //! `cp` out of a container extracts the daemon's tar on this machine: the archive comes
 //! from a container and may be hostile, so no entry may climb out of the destination with
-//! `..`, an absolute name, or a symlink an earlier entry made.
+//! `..` or through a symlink an earlier entry made (absolute names are made relative).
 
 use std::fs;
 use std::io::{self, Write};
@@ -210,8 +210,8 @@ fn base_of(path: &str) -> String {
     let trimmed = path.trim_end_matches('/');
     match trimmed.rsplit_once('/') {
         Some((_, b)) => b.to_owned(),
-        // The daemon names the root's entries `./…`.
-        None if trimmed.is_empty() => ".".to_owned(),
+        // The daemon names the root's entries `/…`.
+        None if trimmed.is_empty() => "/".to_owned(),
         None => trimmed.to_owned(),
     }
 }
@@ -371,6 +371,10 @@ impl ExtractPlan {
         let Some((from, to)) = &self.rename else {
             return name.to_owned();
         };
+        if from == "/" {
+            // A copy of the root: every name starts with `/`.
+            return format!("{to}{name}");
+        }
         if name == from.as_str() || name == format!("{from}/") {
             return to.clone();
         }
@@ -381,14 +385,15 @@ impl ExtractPlan {
     }
 }
 
-/// An archive name as a relative path without `..`.
+/// An archive name as a relative path without `..` (a leading `/` is dropped, as tar
+/// does: the daemon names a copy of the root's entries `/…`).
 fn checked_relative(name: &str) -> Result<PathBuf, CliError> {
     let path = Path::new(name);
     let mut rel = PathBuf::new();
     for c in path.components() {
         match c {
             Component::Normal(n) => rel.push(n),
-            Component::CurDir => {}
+            Component::CurDir | Component::RootDir => {}
             _ => {
                 return Err(CliError::Message(format!(
                     "refusing to extract {name:?}: it leads outside the destination"
@@ -548,7 +553,7 @@ mod tests {
         assert_eq!(split_cp_arg("-"), (None, "-"));
         assert_eq!(base_of("/tmp/dir/."), ".");
         assert_eq!(base_of("/tmp/dir/"), "dir");
-        assert_eq!(base_of("/"), ".");
+        assert_eq!(base_of("/"), "/");
         assert_eq!(dir_of("/tmp/x"), "/tmp");
         assert_eq!(dir_of("/x"), "/");
     }
@@ -556,7 +561,10 @@ mod tests {
     #[test]
     fn hostile_names_are_refused() {
         assert!(checked_relative("../x").is_err());
-        assert!(checked_relative("/etc/passwd").is_err());
+        assert_eq!(
+            checked_relative("/etc/passwd").unwrap(),
+            PathBuf::from("etc/passwd")
+        );
         assert!(checked_relative("a/../../x").is_err());
         assert_eq!(checked_relative("./a/b").unwrap(), PathBuf::from("a/b"));
     }

@@ -255,13 +255,9 @@ impl Containers {
         in_root(view, move || {
             let src = split.resolve().map_err(|e| io_error(&e, &p, &n))?;
             let mut tar = TarWriter::new(out);
-            // The root's entries are `./…`: a `/` prefix would make them absolute.
-            let name = if split.name() == "/" {
-                "."
-            } else {
-                split.name()
-            };
-            tar.tree(&src, name.as_bytes(), 0)
+            // The root's entries are `/`, `/bin/`, … as dockerd names them: the docker CLI
+            // rebases a copy of `/` by putting its destination in front of each name.
+            tar.tree(&src, split.name().as_bytes(), 0)
                 .and_then(|()| tar.finish())
                 .map_err(|e| sys("write the archive", e))
         })
