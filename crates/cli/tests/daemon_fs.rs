@@ -547,6 +547,10 @@ fn diff_commit_and_export_see_the_containers_changes() {
         r#"CMD ["cat", "/newdir/f"]"#,
         "--change",
         "ENV COMMITTED=yes",
+        "--change",
+        "ENV ALSO=$COMMITTED-too",
+        "--change",
+        "WORKDIR /newdir",
         "-m",
         "the message",
         "-a",
@@ -560,7 +564,13 @@ fn diff_commit_and_export_see_the_containers_changes() {
         env.ok(&["run", "--rm", "committed:v1", "sh", "-c", "echo $COMMITTED"]),
         "yes\n"
     );
+    assert_eq!(
+        env.ok(&["run", "--rm", "committed:v1", "sh", "-c", "echo $ALSO; pwd"]),
+        "yes-too\n/newdir\n"
+    );
     env.fails(&["run", "--rm", "committed:v1", "cat", "/etc/group"]);
+    let err = env.fails(&["commit", "--change", "RUN rm -rf /", "fs-ch", "never:1"]);
+    assert!(err.contains("RUN is not a valid change command"), "{err}");
     assert_eq!(
         env.ok(&[
             "inspect",

@@ -101,8 +101,8 @@ pub fn host_arch() -> &'static str {
     }
 }
 
-/// Applies one `--change` instruction the way `docker import` and `docker commit` do.
-pub fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<()> {
+/// Applies one `--change` instruction the way `docker import` does.
+fn apply_change(c: &mut ContainerConfig, change: &str) -> Result<()> {
     let change = change.trim();
     let (word, rest) = change
         .split_once(char::is_whitespace)

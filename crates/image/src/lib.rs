@@ -59,7 +59,7 @@ pub use config::{
     parse_rfc3339,
 };
 pub use error::{ImageError, Result};
-pub use import::{ImportOptions, apply_change, host_arch};
+pub use import::{ImportOptions, host_arch};
 pub use load::LoadedImage;
 pub use pulled::{Distribution, DistributionLayer};
 pub use query::{

@@ -162,10 +162,7 @@ impl Containers {
             .config(&parent)
             .map_err(|e| CategorizedError::from_error(&e))?;
         let mut config = merged_config(image.config.clone().unwrap_or_default(), &record.config)?;
-        for change in &opts.changes {
-            berth_image::apply_change(&mut config, change)
-                .map_err(|e| CategorizedError::from_error(&e))?;
-        }
+        apply_changes(&mut config, &opts.changes)?;
         let tags = commit_tags(&opts.repo, &opts.tag)?;
         let layers = self.layers(c)?;
         let skip = |p: &Path| layers.skipped.iter().any(|s| s == p);
@@ -224,6 +221,130 @@ impl Containers {
             .map_err(|e| CategorizedError::from_error(&e))?;
         Ok(id.as_str().to_owned())
     }
+}
+
+/// The instructions `docker commit --change` accepts (dockerd's list).
+const COMMIT_CHANGES: [&str; 10] = [
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "LABEL",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
+fn invalid(msg: impl Into<String>) -> CategorizedError {
+    CategorizedError::new(Category::InvalidParameter, msg)
+}
+
+/// Applies `--change` instructions, each parsed by the Dockerfile parser and its words
+/// expanded with the config's environment, as Docker's builder does for a commit.
+fn apply_changes(c: &mut ContainerConfig, changes: &[String]) -> Result<()> {
+    use berth_dockerfile::{CommandLine, Dockerfile, Instruction, Lexer};
+    for change in changes {
+        let text = change.trim();
+        let word = text.split_whitespace().next().unwrap_or_default();
+        if text.is_empty() {
+            continue;
+        }
+        if !COMMIT_CHANGES.contains(&word.to_ascii_uppercase().as_str()) {
+            return Err(invalid(format!(
+                "{} is not a valid change command",
+                word.to_ascii_uppercase()
+            )));
+        }
+        let df = Dockerfile::parse("--change", format!("FROM scratch\n{text}\n").as_bytes())
+            .map_err(|e| invalid(e.docker_message()))?;
+        let Some(step) = df.stages.first().and_then(|s| s.steps.first()) else {
+            continue;
+        };
+        let env: Vec<(String, String)> = c
+            .env
+            .iter()
+            .flatten()
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        let lexer = Lexer::new('\\');
+        let expand = |w: &str| {
+            lexer
+                .expand_word(w, &env)
+                .map_err(|e| invalid(e.to_string()))
+        };
+        let argv = |cl: CommandLine, shell: &Option<Vec<String>>| match cl {
+            CommandLine::Exec(v) => v,
+            CommandLine::Shell(s) => {
+                let mut v = shell
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                v.push(s);
+                v
+            }
+        };
+        match step.instruction.clone() {
+            Instruction::Cmd(cl) => c.cmd = Some(argv(cl, &c.shell)),
+            Instruction::Entrypoint(cl) => c.entrypoint = Some(argv(cl, &c.shell)),
+            Instruction::Env(kvs) => {
+                for kv in kvs {
+                    let (k, v) = (expand(&kv.key)?, expand(&kv.value)?);
+                    let list = c.env.get_or_insert_with(Vec::new);
+                    list.retain(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) != k);
+                    list.push(format!("{k}={v}"));
+                }
+            }
+            Instruction::Label(kvs) => {
+                for kv in kvs {
+                    let (k, v) = (expand(&kv.key)?, expand(&kv.value)?);
+                    c.labels.get_or_insert_with(Default::default).insert(k, v);
+                }
+            }
+            Instruction::Expose(ports) => {
+                for p in ports {
+                    let p = expand(&p)?;
+                    let p = if p.contains('/') {
+                        p
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    c.exposed_ports
+                        .get_or_insert_with(Default::default)
+                        .insert(p, serde_json::json!({}));
+                }
+            }
+            Instruction::Volume(vols) => {
+                for v in vols {
+                    c.volumes
+                        .get_or_insert_with(Default::default)
+                        .insert(expand(&v)?, serde_json::json!({}));
+                }
+            }
+            Instruction::User(u) => c.user = expand(&u)?,
+            Instruction::Workdir(w) => {
+                let w = expand(&w)?;
+                c.working_dir = if w.starts_with('/') || c.working_dir.is_empty() {
+                    format!("/{}", w.trim_start_matches('/'))
+                } else {
+                    format!("{}/{w}", c.working_dir.trim_end_matches('/'))
+                };
+            }
+            Instruction::StopSignal(s) => c.stop_signal = expand(&s)?,
+            Instruction::Onbuild(o) => c.on_build.get_or_insert_with(Vec::new).push(o.expression),
+            other => {
+                return Err(invalid(format!(
+                    "{} is not a valid change command",
+                    other.keyword()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Removes a temporary file however the commit ends.
@@ -372,4 +493,61 @@ fn walk(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn changes_are_parsed_as_dockerfile_instructions() {
+        let mut c = ContainerConfig {
+            env: Some(vec!["BASE=/opt".into()]),
+            ..ContainerConfig::default()
+        };
+        let changes: Vec<String> = [
+            r#"CMD ["cat", "/x"]"#,
+            "ENTRYPOINT echo hi",
+            "ENV A=1 B=\"two words\" C=$BASE/bin",
+            "LABEL \"k 1\"=v",
+            "EXPOSE 80 53/udp",
+            "WORKDIR /srv",
+            "WORKDIR app",
+            "USER nobody",
+            "VOLUME /data",
+            "STOPSIGNAL SIGINT",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        apply_changes(&mut c, &changes).unwrap();
+        assert_eq!(c.cmd.unwrap(), ["cat", "/x"]);
+        assert_eq!(c.entrypoint.unwrap(), ["/bin/sh", "-c", "echo hi"]);
+        assert_eq!(
+            c.env.unwrap(),
+            ["BASE=/opt", "A=1", "B=two words", "C=/opt/bin"]
+        );
+        assert_eq!(c.labels.unwrap()["k 1"], "v");
+        let ports = c.exposed_ports.unwrap();
+        assert!(ports.contains_key("80/tcp") && ports.contains_key("53/udp"));
+        assert_eq!(c.working_dir, "/srv/app");
+        assert_eq!(c.user, "nobody");
+        assert!(c.volumes.unwrap().contains_key("/data"));
+        assert_eq!(c.stop_signal, "SIGINT");
+    }
+
+    #[test]
+    fn only_dockerds_change_commands_are_accepted() {
+        let mut c = ContainerConfig::default();
+        for bad in ["RUN rm -rf /", "COPY a b", "FROM x", "NOPE x"] {
+            let e = apply_changes(&mut c, &[bad.to_owned()]).unwrap_err();
+            assert!(
+                e.message.ends_with("is not a valid change command"),
+                "{bad}: {e:?}"
+            );
+        }
+        let e = apply_changes(&mut c, &["ENV".to_owned()]).unwrap_err();
+        assert_eq!(e.category, Category::InvalidParameter);
+    }
 }
