@@ -569,10 +569,24 @@ impl TarWriter {
                 io::empty(),
             )
         } else if ft.is_file() {
-            let file = File::open(src)?;
-            // The size in the header is the size read: a file growing meanwhile is cut.
+            // A running container may have swapped the file for a symlink or a FIFO since
+            // the lstat: no following, no blocking on a FIFO's open, and a regular file only.
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(src)?;
+            if !file.metadata()?.is_file() {
+                return Err(io::Error::other(format!(
+                    "{}: changed while being copied",
+                    src.display()
+                )));
+            }
+            // Exactly the size in the header: a file growing meanwhile is cut, one
+            // shrinking is padded with zeros, so the archive stays well-formed.
             let len = meta.len();
-            self.entry(&mut header, name, None, file.take(len))
+            let data = file.take(len).chain(io::repeat(0)).take(len);
+            self.entry(&mut header, name, None, data)
         } else {
             header.set_size(0);
             self.entry(&mut header, name, None, io::empty())
