@@ -340,6 +340,22 @@ fn cp_reaches_volumes_of_running_and_stopped_containers() {
         "into the volume\n"
     );
     env.ok(&["stop", "-t", "1", "fs-vol"]);
+    // As after a reboot: the stopped container's root is not mounted; a copy mounts it.
+    let id = env.ok(&["inspect", "--format", "{{.Id}}", "fs-vol"]);
+    let rootfs = env
+        .daemon
+        .data_root
+        .join("containers")
+        .join(id.trim())
+        .join("rootfs");
+    let st = Command::new("umount")
+        .arg(&rootfs)
+        .status()
+        .expect("umount");
+    assert!(st.success(), "umount {}", rootfs.display());
+    let etc = env.path("etc-passwd").display().to_string();
+    env.ok(&["cp", "fs-vol:/etc/passwd", &etc]);
+    assert!(env.read("etc-passwd").starts_with("root:"));
     let out = env.path("from-volume.txt").display().to_string();
     env.ok(&["cp", "fs-vol:/data/v.txt", &out]);
     assert_eq!(env.read("from-volume.txt"), "into the volume\n");
