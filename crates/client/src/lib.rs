@@ -12,6 +12,7 @@
 
 mod api;
 mod error;
+mod fs;
 mod host;
 mod netvol;
 pub mod stream;

@@ -132,15 +132,33 @@ const MOUNT_POINTS: [&str; 9] = [
     "sys",
 ];
 
-/// Removes from `upper` the mount points the image did not have (empty files and empty
-/// directories absent from every lower layer), then `etc` if that left it an empty copy-up.
+/// Removes from `upper` the mount points the image did not have (see [`runtime_leftovers`]).
 fn drop_mount_points(upper: &std::path::Path, lowers: &[PathBuf], extra: &[String]) {
+    // Deepest first, so that each directory is empty when its turn comes.
+    for rel in runtime_leftovers(upper, lowers, extra) {
+        let path = upper.join(&rel);
+        if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            let _ = std::fs::remove_dir(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// The entries of `upper` that are only the runtime's mount points (empty files and
+/// directories, of [`MOUNT_POINTS`] and the `extra` mount targets and their parents,
+/// absent from every lower layer), then `etc` if nothing else is in it and it is an
+/// unchanged copy-up; deepest first. Neither a build step's nor a commit's changes.
+pub(crate) fn runtime_leftovers(
+    upper: &std::path::Path,
+    lowers: &[PathBuf],
+    extra: &[String],
+) -> Vec<String> {
     let in_lower = |rel: &str| {
         lowers
             .iter()
             .any(|l| l.join(rel).symlink_metadata().is_ok())
     };
-    // Deepest first, so the parents the runtime made for a target are empty in their turn.
     let mut all: Vec<String> = extra
         .iter()
         .flat_map(|t| {
@@ -152,20 +170,29 @@ fn drop_mount_points(upper: &std::path::Path, lowers: &[PathBuf], extra: &[Strin
         .collect();
     all.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
     all.extend(MOUNT_POINTS.iter().map(|s| (*s).to_owned()));
+    let mut found: Vec<String> = Vec::new();
+    // A directory counts as empty when everything in it is already a leftover.
+    let only_leftovers = |dir: &str, found: &[String]| {
+        std::fs::read_dir(upper.join(dir)).is_ok_and(|entries| {
+            entries.flatten().all(|e| {
+                let child = format!("{dir}/{}", e.file_name().to_string_lossy());
+                found.contains(&child)
+            })
+        })
+    };
     for rel in &all {
         let rel = rel.as_str();
-        let path = upper.join(rel);
-        let Ok(meta) = path.symlink_metadata() else {
+        if found.iter().any(|f| f == rel) {
+            continue;
+        }
+        let Ok(meta) = upper.join(rel).symlink_metadata() else {
             continue;
         };
         if in_lower(rel) {
             continue;
         }
-        if meta.is_file() && meta.len() == 0 {
-            let _ = std::fs::remove_file(&path);
-        } else if meta.is_dir() {
-            // Fails (and keeps it) unless empty.
-            let _ = std::fs::remove_dir(&path);
+        if (meta.is_file() && meta.len() == 0) || (meta.is_dir() && only_leftovers(rel, &found)) {
+            found.push(rel.to_owned());
         }
     }
     let etc = upper.join("etc");
@@ -177,10 +204,10 @@ fn drop_mount_points(upper: &std::path::Path, lowers: &[PathBuf], extra: &[Strin
             etc.metadata()
                 .is_ok_and(|u| u.mode() == l.mode() && u.uid() == l.uid() && u.gid() == l.gid())
         });
-    let opaque = is_opaque(&etc);
-    if same_as_lower && !opaque {
-        let _ = std::fs::remove_dir(&etc);
+    if same_as_lower && !is_opaque(&etc) && only_leftovers("etc", &found) {
+        found.push("etc".to_owned());
     }
+    found
 }
 
 /// Whether overlayfs marked `dir` opaque (it then hides the lower directory and must stay).

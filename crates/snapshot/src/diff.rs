@@ -62,28 +62,44 @@ fn errno<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> DiffErro
 /// Writes the layer tar for `upper` to `out` and returns `out` with what was written. The
 /// upper directory should not change meanwhile (commit a paused or stopped container).
 pub fn write_diff<W: Write>(upper: &Path, out: W) -> Result<(W, DiffStats), DiffError> {
+    write_diff_except(upper, out, &|_| false)
+}
+
+/// [`write_diff`] without the entries (and what is under them) for which `skip` says yes,
+/// given their path relative to `upper` (`docker commit` leaves out the mount points the
+/// runtime created).
+pub fn write_diff_except<W: Write>(
+    upper: &Path,
+    out: W,
+    skip: &dyn Fn(&Path) -> bool,
+) -> Result<(W, DiffStats), DiffError> {
     let root = open_root(upper).map_err(io_err("open", upper))?;
     let mut w = DiffWriter {
         tar: tar::Builder::new(out),
         links: HashMap::new(),
         stats: DiffStats::default(),
+        skip,
     };
     w.walk(root.as_fd(), Path::new(""))?;
     let out = w.tar.into_inner().map_err(io_err("finish tar", upper))?;
     Ok((out, w.stats))
 }
 
-struct DiffWriter<W: Write> {
+struct DiffWriter<'s, W: Write> {
     tar: tar::Builder<W>,
+    skip: &'s dyn Fn(&Path) -> bool,
     /// First path seen for each (dev, inode) with more than one link.
     links: HashMap<(u64, u64), PathBuf>,
     stats: DiffStats,
 }
 
-impl<W: Write> DiffWriter<W> {
+impl<W: Write> DiffWriter<'_, W> {
     fn walk(&mut self, dir: BorrowedFd<'_>, rel: &Path) -> Result<(), DiffError> {
         for name in list_dir(dir).map_err(io_err("list", rel))? {
             let path = rel.join(&name);
+            if (self.skip)(&path) {
+                continue;
+            }
             let st = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(errno("stat", &path))?;
             match FileType::from_raw_mode(st.st_mode) {

@@ -20,7 +20,7 @@ pub use apply::{
     ApplyError, ApplyOptions, LayerStats, OVERLAY_OPAQUE_XATTR, WhiteoutMode, apply_layer,
 };
 pub use berth_content::Digest;
-pub use diff::{DiffError, DiffStats, write_diff};
+pub use diff::{DiffError, DiffStats, write_diff, write_diff_except};
 pub use mount::{Mount, MountError, unmount};
 pub use overlay::{Info, Kind, SnapshotError, Snapshotter};
 pub use stream::Compression;

@@ -114,8 +114,8 @@ pub(super) fn body_reader(req: Request) -> impl Read + Send + 'static {
 }
 
 /// A blocking writer whose bytes become a response body.
-struct BodyWriter {
-    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+pub(super) struct BodyWriter {
+    pub(super) tx: mpsc::Sender<Result<Bytes, io::Error>>,
 }
 
 impl Write for BodyWriter {

@@ -1,6 +1,7 @@
 //! The routes, one module per Docker API area. Each handler takes only the engine service
 //! it needs (axum `FromRef` substates of [`Backend`]).
 
+mod archive;
 mod build;
 mod containers;
 mod df;
@@ -70,6 +71,7 @@ pub(crate) fn router(backend: Backend) -> Router {
         .merge(system::routes())
         .merge(events::routes())
         .merge(containers::routes())
+        .merge(archive::routes())
         .merge(images::routes())
         .merge(networks::routes())
         .merge(build::routes())

@@ -3,6 +3,7 @@
 
 mod container;
 mod format;
+mod fs;
 mod images;
 mod network;
 mod progress;
@@ -191,6 +192,10 @@ async fn dispatch(args: &[String]) -> CliResult {
         "rename" => container::rename(&inv).await,
         "wait" => container::wait(&inv).await,
         "top" => container::top(&inv).await,
+        "cp" => fs::cp(&inv).await,
+        "diff" => fs::diff(&inv).await,
+        "export" => fs::export(&inv).await,
+        "commit" => fs::commit(&inv).await,
         "port" => container::port(&inv).await,
         "logs" => container::logs(&inv).await,
         "exec" => container::exec(&inv).await,

@@ -14,6 +14,8 @@
 //! | `<exec-root>/shims/<id>/` | the shim's state dir (`shim.sock`, `shim.pid`, `exit.json`) |
 //! | `<exec-root>/runtime/` | the built-in runtime's state |
 
+mod archive;
+mod changes;
 mod config;
 mod exec;
 mod files;
@@ -38,6 +40,8 @@ use berth_reference::{ContainerName, Filters, resolve_prefix};
 use berth_shim::protocol::{ExitInfo, Request};
 use tokio::sync::{oneshot, watch};
 
+pub use archive::{ExtractOptions, PathStat};
+pub use changes::{Change, ChangeKind, CommitOptions};
 pub use config::{
     BindOptions, Config, ContainerRecord, DriverConfig, HostConfig, MountConfig, MountPoint,
     RestartPolicy, State, TmpfsOptions, UlimitConfig, VolumeOptions, ZERO_TIME,
