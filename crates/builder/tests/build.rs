@@ -680,6 +680,19 @@ fn the_file_cache_links_unchanged_files_and_never_trusts_headers() {
     env.with_rootfs(&third, |r| {
         assert_eq!(std::fs::read(r.join("data.bin")).unwrap(), changed);
     });
+    // `system df` material: the step entries and the cached context files, none in use.
+    let usage = env.builder.cache_usage();
+    assert!(
+        usage.iter().any(|r| r.kind == "regular" && r.shared),
+        "{usage:?}"
+    );
+    let files: Vec<_> = usage.iter().filter(|r| r.kind == "source.local").collect();
+    assert!(
+        files
+            .iter()
+            .any(|r| r.size == 300_000 && !r.in_use && r.last_used.is_some()),
+        "{usage:?}"
+    );
     // And back: the first version's image is found again by content.
     let (fourth, out, _) = build(&first_data);
     assert_eq!(fourth, first, "{out}");
