@@ -47,7 +47,16 @@ pub enum OutputStream {
     Stderr,
 }
 
-/// Runs build containers.
+/// What an `ADD <url>` download gave besides its bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetched {
+    /// The `Last-Modified` time (seconds since the epoch), the file's mtime.
+    pub last_modified: Option<i64>,
+    /// A file name from `Content-Disposition`, preferred over the URL's last segment.
+    pub filename: Option<String>,
+}
+
+/// Runs build containers, and reaches the network for the builder.
 pub trait Backend: Send + Sync {
     /// Creates (does not start) the container for `spec`; returns its id.
     fn create(&self, spec: &RunSpec) -> Result<String>;
@@ -60,4 +69,20 @@ pub trait Backend: Send + Sync {
     fn changes(&self, id: &str, mount_points: &[String]) -> Result<PathBuf>;
     /// Removes the container and its file system.
     fn remove(&self, id: &str) -> Result<()>;
+    /// Downloads `url` (http or https) into `out`, at most `max` bytes; a status other
+    /// than 2xx is an error with Docker's words.
+    fn fetch(&self, url: &str, max: u64, out: &mut dyn std::io::Write) -> Result<Fetched> {
+        let _ = (max, out);
+        Err(crate::error::BuildError::Invalid(format!(
+            "this builder cannot download {url}"
+        )))
+    }
+    /// Pulls `reference` (a `FROM` image missing locally, or `--pull`), reporting
+    /// progress lines; returns the image id.
+    fn pull(&self, reference: &str, output: &mut dyn FnMut(String)) -> Result<ImageId> {
+        let _ = output;
+        Err(crate::error::BuildError::NotFound(format!(
+            "pull access denied for {reference}, repository does not exist or may require 'docker login'"
+        )))
+    }
 }

@@ -15,7 +15,7 @@ use berth_reference::{ImageId, Reference, truncate_id};
 
 use crate::backend::{Backend, OutputStream, RunMount, RunSpec};
 use crate::cache::{Cache, key};
-use crate::context::{Context, Source, checksum};
+use crate::context::{Context, ContextLimits, FileCache, Source, checksum};
 use crate::error::{BuildError, Result};
 use crate::fsops::{CopyAttrs, CopyJob, copy_into, mkdir_all, parse_chmod, parse_chown};
 use crate::history::history_text;
@@ -48,6 +48,10 @@ pub struct BuildOptions {
     pub force_remove: bool,
     /// `--network` for RUN.
     pub network_mode: String,
+    /// `--pull`: pull every `FROM` image even when it is present.
+    pub pull: bool,
+    /// `--cache-from`: images whose history seeds the cache.
+    pub cache_from: Vec<String>,
 }
 
 impl Default for BuildOptions {
@@ -62,6 +66,8 @@ impl Default for BuildOptions {
             remove: true,
             force_remove: false,
             network_mode: "default".into(),
+            pull: false,
+            cache_from: Vec::new(),
         }
     }
 }
@@ -80,6 +86,9 @@ pub enum Progress {
 pub struct Builder {
     store: Arc<ImageStore>,
     root: PathBuf,
+    /// Files of earlier contexts (`<builder>/files/`), so a re-sent file is compared, not
+    /// written and hashed again.
+    files: FileCache,
 }
 
 impl Builder {
@@ -89,10 +98,33 @@ impl Builder {
         std::fs::create_dir_all(&tmp).map_err(BuildError::io("create", &tmp))?;
         Cache::open(&root.join("cache"))?;
         clean_leftovers(&store, &tmp);
+        let files = FileCache::open(&root.join("files"))?;
+        files.trim();
         Ok(Builder {
             store,
             root: root.to_path_buf(),
+            files,
         })
+    }
+
+    /// Unpacks an uploaded context (tar, plain or gzip, or a bare Dockerfile) into a fresh
+    /// directory removed when the context is dropped.
+    pub fn unpack_context(
+        &self,
+        input: &mut dyn std::io::Read,
+        limits: ContextLimits,
+    ) -> Result<Context> {
+        Context::from_tar_cached(input, &self.context_dir(), limits, Some(&self.files))
+    }
+
+    /// The build cache's records (`system df`): steps, context files, cache mounts.
+    pub fn cache_usage(&self) -> Vec<crate::usage::CacheRecord> {
+        crate::usage::list(&self.root)
+    }
+
+    /// Keeps the file cache within its budget (files no context uses go first).
+    pub fn trim_files(&self) {
+        self.files.trim();
     }
 
     /// A fresh directory path (not created) for unpacking an uploaded context.
@@ -104,13 +136,9 @@ impl Builder {
         self.root.join("tmp")
     }
 
-    /// `<data-root>/builder`.
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Forgets the build cache; returns the number of entries removed.
     pub fn prune_cache(&self) -> Result<usize> {
+        self.files.trim_to(0);
         Cache::open(&self.root.join("cache"))?.clear()
     }
 
@@ -181,6 +209,20 @@ struct CopyWork {
     unpack: bool,
     /// `--exclude` patterns.
     exclude: Vec<String>,
+    /// `ADD <url>` files, downloaded while planning (their content is the cache key).
+    remote: Option<Downloads>,
+}
+
+/// Files `ADD` downloaded, each in its own numbered directory under `dir`; removed on drop.
+struct Downloads {
+    dir: PathBuf,
+    sources: Vec<Source>,
+}
+
+impl Drop for Downloads {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A `RUN --mount`, checked and with its source located.
@@ -460,17 +502,14 @@ impl<'a> BuildRun<'a> {
     }
 
     fn begin_stage(&mut self, index: usize) -> Result<StageState> {
-        let (image, mut config) = match &self.graph.bases[index] {
+        let base = self.graph.bases[index].clone();
+        let (image, mut config) = match &base {
             StageRef::Scratch => (None, scratch_config()),
             StageRef::Stage(i) => self.results[*i]
                 .clone()
                 .ok_or_else(|| BuildError::Invalid(format!("stage {i} was not built")))?,
             StageRef::Image(name) => {
-                let id = self.b.store.resolve(name).map_err(|_| {
-                    BuildError::NotFound(format!(
-                        "pull access denied for {name}: berth builds use local images only; no such image: {name}"
-                    ))
-                })?;
+                let id = self.base_image(name)?;
                 let cfg = self.b.store.config(&id)?;
                 (Some(id), cfg)
             }
@@ -497,6 +536,18 @@ impl<'a> BuildRun<'a> {
             config,
             cmd_set: false,
         })
+    }
+
+    /// A `FROM` image: the local one, pulled when missing (or always with `--pull`).
+    fn base_image(&mut self, name: &str) -> Result<ImageId> {
+        if !self.opts.pull
+            && let Ok(id) = self.b.store.resolve(name)
+        {
+            return Ok(id);
+        }
+        let backend = self.backend;
+        let report = &mut *self.report;
+        backend.pull(name, &mut |line| report(Progress::Stream(line)))
     }
 
     /// ONBUILD triggers of the base image run first, then are cleared (not inherited).
@@ -672,17 +723,36 @@ impl<'a> BuildRun<'a> {
         change: &mut Change,
     ) -> Result<()> {
         let cmd = if add { "ADD" } else { "COPY" };
+        let mut cp = cp;
+        let (urls, locals): (Vec<String>, Vec<String>) =
+            cp.sources.drain(..).partition(|s| is_url(s));
+        cp.sources = locals;
         if let Some(url) = cp.sources.iter().find(|s| s.contains("://")) {
             return Err(BuildError::Invalid(format!(
-                "{cmd} failed: berth cannot fetch {url}: remote sources are not supported"
+                "{cmd} failed: unsupported source {url}: only http and https URLs can be fetched"
             )));
         }
+        if !urls.is_empty() && (!add || cp.from.is_some()) {
+            return Err(BuildError::Invalid(format!(
+                "{cmd} failed: source can't be a URL for COPY"
+            )));
+        }
+        if cp.checksum.is_some() && (urls.len() != 1 || !cp.sources.is_empty()) {
+            return Err(BuildError::Invalid(
+                "ADD failed: checksum can't be specified for non-HTTP(S) sources".into(),
+            ));
+        }
+        let remote = if urls.is_empty() {
+            None
+        } else {
+            Some(self.download(&urls, cp.checksum.as_deref())?)
+        };
         let from = match &cp.from {
             None => CopySource::Context,
             Some(f) => CopySource::Image(self.source_image(f)?),
         };
         let wildcard = cp.sources.iter().any(|s| s.contains(['*', '?', '[']));
-        let count = cp.sources.len() + cp.inline.len();
+        let count = cp.sources.len() + cp.inline.len() + urls.len();
         let dest_is_dir = cp.dest.ends_with('/') || cp.dest.ends_with("/.");
         if (count > 1 || wildcard) && !dest_is_dir && !(count == 1 && wildcard) {
             return Err(BuildError::Invalid(format!(
@@ -695,7 +765,7 @@ impl<'a> BuildRun<'a> {
         } else {
             dest
         };
-        let hash = match &from {
+        let local_hash = match &from {
             CopySource::Context => sources_checksum(self.ctx, &cp.sources, cmd)?,
             CopySource::Image(cfg) => {
                 // Content, not the image id: Docker's history names the files' checksum, and
@@ -703,6 +773,17 @@ impl<'a> BuildRun<'a> {
                 let top = cfg.as_deref().and_then(top_layer);
                 let view = Workspace::view(&self.b.store, top.as_ref(), &self.b.tmp())?;
                 sources_checksum(&Context::image_root(view.root()), &cp.sources, cmd)?
+            }
+        };
+        let hash = match &remote {
+            None => local_hash,
+            Some(d) => {
+                let sum = checksum(&Context::image_root(&d.dir), &d.sources)?;
+                match (cp.sources.is_empty(), d.sources.len()) {
+                    (true, 1) => format!("file:{sum}"),
+                    (true, _) => format!("multi:{sum}"),
+                    (false, _) => format!("multi:{}", key(&[&local_hash, &sum])),
+                }
             }
         };
         let inline: Vec<(String, String)> = cp
@@ -738,8 +819,69 @@ impl<'a> BuildRun<'a> {
             chmod: cp.chmod.as_deref().map(parse_chmod).transpose()?,
             unpack: add && cp.unpack != Some(false),
             exclude: cp.exclude.clone(),
+            remote,
         }));
         Ok(())
+    }
+
+    /// Downloads `ADD`'s URLs through the backend: mode 0600, mtime from `Last-Modified`,
+    /// never unpacked; `--checksum` checked against the bytes.
+    fn download(&mut self, urls: &[String], expected: Option<&str>) -> Result<Downloads> {
+        let mut d = Downloads {
+            dir: self.b.tmp().join(format!("dl-{}", random_hex())),
+            sources: Vec::new(),
+        };
+        for (i, url) in urls.iter().enumerate() {
+            let sub = d.dir.join(i.to_string());
+            std::fs::create_dir_all(&sub).map_err(BuildError::io("create", &sub))?;
+            let part = sub.join(".download");
+            let mut file = std::fs::File::create(&part).map_err(BuildError::io("create", &part))?;
+            let mut hashing = HashingWriter::new(&mut file);
+            let fetched = self
+                .backend
+                .fetch(url, MAX_DOWNLOAD, &mut hashing)
+                .map_err(|e| match e {
+                    BuildError::Backend(m) => BuildError::Source(m),
+                    other => other,
+                })?;
+            let digest = format!("sha256:{}", hashing.finish());
+            drop(file);
+            if let Some(want) = expected
+                && want != digest
+            {
+                return Err(BuildError::Source(format!(
+                    "ADD failed: checksum mismatch for {url}: expected {want}, got {digest}"
+                )));
+            }
+            let name = fetched
+                .filename
+                .as_deref()
+                .and_then(safe_file_name)
+                .or_else(|| url_file_name(url))
+                .ok_or_else(|| {
+                    BuildError::Source(format!("cannot determine filename from url: {url}"))
+                })?;
+            let path = sub.join(&name);
+            std::fs::rename(&part, &path).map_err(BuildError::io("rename", &path))?;
+            let mode =
+                <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+            std::fs::set_permissions(&path, mode).map_err(BuildError::io("chmod", &path))?;
+            if let Some(secs) = fetched.last_modified {
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+                let f = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .map_err(BuildError::io("open", &path))?;
+                f.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t))
+                    .map_err(BuildError::io("set times", &path))?;
+            }
+            d.sources.push(Source {
+                rel: format!("{i}/{name}"),
+                path,
+                is_dir: false,
+            });
+        }
+        Ok(d)
     }
 
     /// Checks and locates `RUN --mount`s; returns them and their part of the step's cache
@@ -991,6 +1133,20 @@ impl<'a> BuildRun<'a> {
             let _ = std::fs::remove_dir_all(&dir);
             res?;
         }
+        if let Some(d) = &cw.remote {
+            copy_into(
+                rootfs,
+                &CopyJob {
+                    ctx: &Context::image_root(&d.dir),
+                    sources: &d.sources,
+                    dest: &cw.dest,
+                    dest_is_dir: cw.dest_is_dir,
+                    attrs,
+                    unpack: false,
+                },
+            )
+            .map_err(|e| copy_failed(cmd, e))?;
+        }
         if cw.sources.is_empty() {
             return Ok(());
         }
@@ -1226,6 +1382,59 @@ fn sources_checksum(ctx: &Context, sources: &[String], cmd: &str) -> Result<Stri
         _ => "multi",
     };
     Ok(format!("{kind}:{sum}"))
+}
+
+/// Most bytes one `ADD <url>` downloads.
+const MAX_DOWNLOAD: u64 = 8 << 30;
+
+fn is_url(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// A name usable as a file name in the destination: one segment, not `.` or `..`.
+fn safe_file_name(name: &str) -> Option<String> {
+    let name = name.rsplit('/').next()?.trim();
+    (!name.is_empty() && name != "." && name != ".." && !name.contains('\0'))
+        .then(|| name.to_owned())
+}
+
+/// The last segment of a URL's path (Docker's name for a downloaded file).
+fn url_file_name(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let path = rest.split(['?', '#']).next()?;
+    let path = path.split_once('/').map(|(_, p)| p)?;
+    safe_file_name(path.trim_end_matches('/').rsplit('/').next()?)
+}
+
+/// A writer that hashes (sha256) what it passes on.
+struct HashingWriter<W> {
+    inner: W,
+    hash: sha2::Sha256,
+}
+
+impl<W: std::io::Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hash: <sha2::Sha256 as sha2::Digest>::new(),
+        }
+    }
+
+    fn finish(self) -> String {
+        hex::encode(sha2::Digest::finalize(self.hash))
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hash, &buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn copy_failed(cmd: &str, e: BuildError) -> BuildError {

@@ -111,6 +111,18 @@ impl Context {
     /// Unpacks a tar stream (plain or gzip) into `dir`, which must not exist; `dir` is
     /// removed when the context is dropped (and on failure).
     pub fn from_tar(input: &mut dyn Read, dir: &Path, limits: ContextLimits) -> Result<Context> {
+        Self::from_tar_cached(input, dir, limits, None)
+    }
+
+    /// [`Context::from_tar`] with the builder's [`FileCache`]: a file that arrives with the
+    /// bytes of a cached one (compared byte by byte as it streams in) is linked, not
+    /// written, and its digest is not computed again.
+    pub fn from_tar_cached(
+        input: &mut dyn Read,
+        dir: &Path,
+        limits: ContextLimits,
+        files: Option<&FileCache>,
+    ) -> Result<Context> {
         fs::create_dir_all(dir).map_err(BuildError::io("create context", dir))?;
         let mut ctx = Context {
             root: dir.to_path_buf(),
@@ -119,7 +131,7 @@ impl Context {
             escape: Escape::Forbid,
             digests: HashMap::new(),
         };
-        ctx.digests = unpack(input, dir, limits)?;
+        ctx.digests = unpack(input, dir, limits, files)?;
         ctx.root = fs::canonicalize(dir).map_err(BuildError::io("open context", dir))?;
         ctx.ignore = read_ignore(&ctx.root)?;
         Ok(ctx)
@@ -319,6 +331,7 @@ fn unpack(
     input: &mut dyn Read,
     dir: &Path,
     limits: ContextLimits,
+    files: Option<&FileCache>,
 ) -> Result<HashMap<String, [u8; 32]>> {
     let mut buffered = BufReader::with_capacity(1 << 16, input);
     let gzip = buffered
@@ -391,6 +404,15 @@ fn unpack(
         }
         let rel = clean_rel(&path.to_string_lossy()).unwrap_or_default();
         let regular = kind.is_file();
+        if regular
+            && let Some(files) = files
+            && let Some(parent) = plain_parent(dir, &rel)?
+        {
+            let digest = files.unpack_file(&mut entry, &parent, &rel)?;
+            digests.insert(rel, digest);
+            after_complete_entry = true;
+            continue;
+        }
         if regular {
             *armed.borrow_mut() = Some(Sha256::new());
         }
@@ -505,4 +527,269 @@ fn file_digest(path: &Path) -> Result<[u8; 32]> {
         d.update(&buf[..n]);
     }
     Ok(d.finalize().into())
+}
+
+/// The directory that will hold `rel` under `root`, created as needed, when every part of
+/// the way is a plain directory; `None` when a link (or anything else) is in the way, which
+/// the tar crate's checked unpacking then handles.
+fn plain_parent(root: &Path, rel: &str) -> Result<Option<PathBuf>> {
+    let mut parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.pop().is_none() {
+        return Ok(None);
+    }
+    let mut dir = root.to_path_buf();
+    for part in parts {
+        dir.push(part);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir(&dir).map_err(BuildError::io("create", &dir))?;
+            }
+            Err(e) => return Err(BuildError::io("stat", &dir)(e)),
+        }
+    }
+    Ok(Some(dir))
+}
+
+/// The xattr holding a cached file's sha256 (on the inode, so the digest can never belong
+/// to other bytes than the ones it is read with).
+const DIGEST_XATTR: &str = "user.berth.sha256";
+/// How much the file cache keeps of files no context uses.
+const FILE_CACHE_BYTES: u64 = 2 << 30;
+
+/// Files of earlier contexts, hard links under `<builder>/files/`, keyed by what the tar
+/// header says (path, size, mode, mtime, owner). A key only finds a candidate: the new
+/// bytes are compared with it byte by byte, so a changed file with the same header (an
+/// edit that kept the mtime) is still written and hashed anew.
+#[derive(Debug)]
+pub struct FileCache {
+    dir: PathBuf,
+}
+
+impl FileCache {
+    /// Opens (creates) the cache directory.
+    pub fn open(dir: &Path) -> Result<FileCache> {
+        fs::create_dir_all(dir).map_err(BuildError::io("create", dir))?;
+        Ok(FileCache {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn key_path(&self, rel: &str, header: &tar::Header) -> PathBuf {
+        let mut h = Sha256::new();
+        for part in [
+            rel.to_owned(),
+            header.size().unwrap_or(0).to_string(),
+            header.mode().unwrap_or(0).to_string(),
+            header.mtime().unwrap_or(0).to_string(),
+            header.uid().unwrap_or(0).to_string(),
+            header.gid().unwrap_or(0).to_string(),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        self.dir.join(hex::encode(h.finalize()))
+    }
+
+    /// The cached file for a key with its digest, when both are there.
+    fn lookup(&self, key: &Path) -> Option<(fs::File, [u8; 32])> {
+        let file = fs::File::open(key).ok()?;
+        let mut buf = [0u8; 64];
+        let n = rustix::fs::fgetxattr(&file, DIGEST_XATTR, &mut buf[..]).ok()?;
+        let digest: [u8; 32] = hex::decode(&buf[..n]).ok()?.try_into().ok()?;
+        Some((file, digest))
+    }
+
+    /// Unpacks one regular file to `parent/<name>`; returns its sha256.
+    fn unpack_file<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        parent: &Path,
+        rel: &str,
+    ) -> Result<[u8; 32]> {
+        let bad =
+            |e: std::io::Error| BuildError::Context(format!("invalid build context tar: {e}"));
+        let header = entry.header().clone();
+        let key = self.key_path(rel, &header);
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        let target = parent.join(name);
+        match fs::symlink_metadata(&target) {
+            Ok(m) if m.is_dir() => {
+                return Err(BuildError::Context(format!(
+                    "invalid build context tar: {rel} is both a directory and a file"
+                )));
+            }
+            Ok(_) => fs::remove_file(&target).map_err(BuildError::io("remove", &target))?,
+            Err(_) => {}
+        }
+        let mut buf = vec![0u8; 1 << 16];
+        let mut other = vec![0u8; 1 << 16];
+        let mut same = 0u64;
+        let mut pending = 0usize;
+        let mut cached = None;
+        if let Some((mut file, digest)) = self.lookup(&key)
+            && file.metadata().is_ok_and(|m| m.len() == entry.size())
+        {
+            loop {
+                let n = read_full(entry, &mut buf).map_err(bad)?;
+                if n == 0 {
+                    break;
+                }
+                let m =
+                    read_full(&mut file, &mut other[..n]).map_err(BuildError::io("read", &key))?;
+                if m != n || buf[..n] != other[..n] {
+                    pending = n;
+                    break;
+                }
+                same += n as u64;
+            }
+            if pending == 0 && same == entry.size() && link_fd(&file, &target).is_ok() {
+                return Ok(digest);
+            }
+            cached = Some(file);
+        }
+        // Written (and hashed) here: the cached file's equal prefix, the chunk that
+        // differed, then the rest of the entry.
+        let out = fs::File::create(&target).map_err(BuildError::io("create", &target))?;
+        let mut w = HashWrite {
+            inner: std::io::BufWriter::with_capacity(1 << 20, &out),
+            hash: Sha256::new(),
+        };
+        if let Some(mut file) = cached {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(0))
+                .map_err(BuildError::io("read", &key))?;
+            std::io::copy(&mut (&mut file).take(same), &mut w)
+                .map_err(BuildError::io("write", &target))?;
+        }
+        std::io::Write::write_all(&mut w, &buf[..pending])
+            .map_err(BuildError::io("write", &target))?;
+        std::io::copy(entry, &mut w).map_err(bad)?;
+        let digest: [u8; 32] = w.hash.finalize().into();
+        w.inner
+            .into_inner()
+            .map_err(|e| BuildError::io("write", &target)(e.into_error()))?;
+        let mode = header.mode().map_err(bad)? & 0o7777;
+        let perms = <fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(mode);
+        out.set_permissions(perms)
+            .map_err(BuildError::io("chmod", &target))?;
+        let mtime =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(header.mtime().map_err(bad)?);
+        out.set_times(fs::FileTimes::new().set_accessed(mtime).set_modified(mtime))
+            .map_err(BuildError::io("set times", &target))?;
+        self.insert(&out, &target, &key, &digest);
+        Ok(digest)
+    }
+
+    /// Keeps `file` (just written at `target`) under `key` for the next context. Best
+    /// effort: a cache that cannot take it only costs the next build a write.
+    fn insert(&self, file: &fs::File, target: &Path, key: &Path, digest: &[u8; 32]) {
+        let hexed = hex::encode(digest);
+        if rustix::fs::fsetxattr(
+            file,
+            DIGEST_XATTR,
+            hexed.as_bytes(),
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_err()
+        {
+            return;
+        }
+        let tmp = self
+            .dir
+            .join(format!(".tmp-{}", crate::workspace::random_hex()));
+        if fs::hard_link(target, &tmp).is_ok() && fs::rename(&tmp, key).is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+
+    /// Drops files no context links any more, oldest use first, beyond the size budget.
+    pub fn trim(&self) {
+        self.trim_to(FILE_CACHE_BYTES);
+    }
+
+    /// Drops idle files until the cache holds at most `budget` bytes.
+    pub(crate) fn trim_to(&self, budget: u64) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut idle: Vec<(i64, u64, PathBuf)> = Vec::new();
+        let mut total = 0u64;
+        for entry in entries.flatten() {
+            let Ok(m) = entry.metadata() else { continue };
+            total += m.len();
+            // A link count of 1: only the cache holds it. ctime moves with every link
+            // and unlink, so it is the time of last use.
+            if m.nlink() == 1 {
+                idle.push((m.ctime(), m.len(), entry.path()));
+            }
+        }
+        idle.sort();
+        for (_, len, path) in idle {
+            if total <= budget {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                total = total.saturating_sub(len);
+            }
+        }
+    }
+
+    /// Bytes the cache holds and how many files (for `system df`).
+    pub fn usage(&self) -> (u64, usize) {
+        let mut bytes = 0;
+        let mut count = 0;
+        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if let Ok(m) = entry.metadata() {
+                bytes += m.len();
+                count += 1;
+            }
+        }
+        (bytes, count)
+    }
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Links the open file itself (not whatever its cache path names by now) at `target`.
+fn link_fd(file: &fs::File, target: &Path) -> std::io::Result<()> {
+    rustix::fs::linkat(
+        file,
+        "",
+        rustix::fs::CWD,
+        target,
+        rustix::fs::AtFlags::EMPTY_PATH,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// A writer that hashes what it writes.
+struct HashWrite<W> {
+    inner: W,
+    hash: Sha256,
+}
+
+impl<W: std::io::Write> std::io::Write for HashWrite<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

@@ -18,7 +18,7 @@ pub enum BuildError {
     /// The build context tar is malformed or too large.
     #[error("{0}")]
     Context(String),
-    /// A base image is not in the local store (berth does not pull during builds yet).
+    /// A base image is neither in the local store nor pullable.
     #[error("{0}")]
     NotFound(String),
     /// A RUN command exited non-zero.

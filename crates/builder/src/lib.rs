@@ -24,8 +24,8 @@ mod usage;
 mod values;
 mod workspace;
 
-pub use backend::{Backend, OutputStream, RunMount, RunSpec};
+pub use backend::{Backend, Fetched, OutputStream, RunMount, RunSpec};
 pub use build::{BuildOptions, Builder, Progress};
-pub use context::{Context, ContextLimits};
+pub use context::{Context, ContextLimits, FileCache};
 pub use error::{BuildError, Result};
-pub use usage::{CacheEntry, CacheKind};
+pub use usage::CacheRecord;

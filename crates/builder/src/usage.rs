@@ -1,71 +1,106 @@
-//! What the build cache holds, for `docker system df`: step-cache entries (key → image, whose
-//! layers the image store counts) and `RUN --mount=type=cache` directories.
+//! What the build cache holds, for `GET /system/df` (`BuildCache`): the step cache (each
+//! entry names an image, whose size the images count), the context file cache, and
+//! `RUN --mount=type=cache` directories.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::SystemTime;
 
-use crate::build::Builder;
-
-/// One build-cache record.
+/// One build-cache record, in the terms of Docker's `BuildCache` objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheEntry {
-    /// The step key, or the cache mount's directory name.
+pub struct CacheRecord {
+    /// A stable id (the step key, the cached file's key, the mount's directory name).
     pub id: String,
-    /// What it is.
-    pub kind: CacheKind,
-    /// Last written.
-    pub modified: SystemTime,
+    /// `regular` (a step), `source.local` (a context file), `exec.cachemount`.
+    pub kind: &'static str,
+    /// Bytes it holds itself (0 for a step: its image's layers are the images').
+    pub size: u64,
+    /// When a build last used it.
+    pub last_used: Option<SystemTime>,
+    /// Whether a running build uses it now.
+    pub in_use: bool,
+    /// Whether its data is also something else's (a step's image).
+    pub shared: bool,
 }
 
-/// The kinds of build-cache records.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CacheKind {
-    /// A step's result: the image id it names (its bytes are the image's).
-    Step {
-        /// `sha256:…` as recorded.
-        image: String,
-    },
-    /// A `RUN --mount=type=cache` directory, kept across builds.
-    Mount {
-        /// Where it is.
-        dir: PathBuf,
-    },
+pub(crate) fn list(root: &Path) -> Vec<CacheRecord> {
+    let mut out = Vec::new();
+    steps(&root.join("cache"), &mut out);
+    files(&root.join("files"), &mut out);
+    mounts(&root.join("mounts"), &mut out);
+    out
 }
 
-impl Builder {
-    /// Every step-cache entry and cache-mount directory; unreadable entries are skipped.
-    pub fn cache_entries(&self) -> Vec<CacheEntry> {
-        let mut out = Vec::new();
-        for (sub, is_mount) in [("cache", false), ("mounts", true)] {
-            let Ok(entries) = std::fs::read_dir(self.root().join(sub)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let Ok(meta) = entry.metadata() else { continue };
-                let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                let kind = if is_mount {
-                    if !meta.is_dir() || !name.starts_with("cache-") {
-                        continue;
-                    }
-                    CacheKind::Mount { dir: entry.path() }
-                } else {
-                    // `.…tmp` files are writes in progress.
-                    if !meta.is_file() || name.starts_with('.') {
-                        continue;
-                    }
-                    let image = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                    CacheKind::Step {
-                        image: image.trim().to_owned(),
-                    }
-                };
-                out.push(CacheEntry {
-                    id: name,
-                    kind,
-                    modified,
-                });
-            }
-        }
-        out
+fn entries(dir: &Path) -> impl Iterator<Item = (String, std::fs::Metadata, std::path::PathBuf)> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(e.path()).ok()?;
+            (!name.starts_with('.')).then(|| (name, meta, e.path()))
+        })
+}
+
+fn steps(dir: &Path, out: &mut Vec<CacheRecord>) {
+    for (name, meta, _) in entries(dir) {
+        out.push(CacheRecord {
+            id: name,
+            kind: "regular",
+            size: 0,
+            last_used: meta.modified().ok(),
+            in_use: false,
+            shared: true,
+        });
     }
+}
+
+fn files(dir: &Path, out: &mut Vec<CacheRecord>) {
+    use std::os::unix::fs::MetadataExt;
+    for (name, meta, _) in entries(dir) {
+        let used = SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(meta.ctime()).unwrap_or(0));
+        out.push(CacheRecord {
+            id: name,
+            kind: "source.local",
+            size: meta.len(),
+            last_used: Some(used),
+            // Linked from a context being built.
+            in_use: meta.nlink() > 1,
+            shared: false,
+        });
+    }
+}
+
+fn mounts(dir: &Path, out: &mut Vec<CacheRecord>) {
+    for (name, meta, path) in entries(dir) {
+        let mut budget = 1_000_000usize;
+        out.push(CacheRecord {
+            id: name,
+            kind: "exec.cachemount",
+            size: du(&path, &mut budget),
+            last_used: meta.modified().ok(),
+            in_use: false,
+            shared: false,
+        });
+    }
+}
+
+/// Bytes under `path` (not following links), counting at most `budget` entries.
+fn du(path: &Path, budget: &mut usize) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        if *budget == 0 {
+            break;
+        }
+        *budget -= 1;
+        total += du(&entry.path(), budget);
+    }
+    total
 }

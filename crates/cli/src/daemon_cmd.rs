@@ -653,6 +653,7 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
         Images::new(images, events.clone(), containers.clone())
             .with_registry_options(config.registry.clone()),
     );
+    build.use_images(image_service.clone());
     runtime.block_on(async {
         // Handlers first: a SIGTERM that arrives once the socket answers must be a clean
         // shutdown, not the default action.

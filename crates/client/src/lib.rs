@@ -18,7 +18,7 @@ mod netvol;
 pub mod stream;
 pub mod types;
 
-use bytes::Bytes;
+pub use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -63,6 +63,18 @@ pub fn json_body(value: &impl serde::Serialize) -> Result<ReqBody, ClientError> 
     Ok(Full::new(Bytes::from(bytes))
         .map_err(|n| match n {})
         .boxed_unsync())
+}
+
+/// A body of the chunks sent on a channel (a build context made on another thread); an
+/// `Err` chunk aborts the request.
+pub fn channel_body(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> ReqBody {
+    use futures_util::StreamExt;
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|item| (item.map(hyper::body::Frame::data), rx))
+    });
+    BodyExt::boxed_unsync(http_body_util::StreamBody::new(stream.boxed()))
 }
 
 /// A body streamed from `reader` (image load, import): sent chunked as it is read.

@@ -8,16 +8,16 @@
 //! reaches back into the async containers service through the runtime handle.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use berth_builder::{Backend, BuildError, Builder, Context, ContextLimits, OutputStream, RunSpec};
-pub use berth_builder::{BuildOptions, CacheEntry, CacheKind, Progress};
+use berth_builder::{Backend, BuildError, Builder, ContextLimits, Fetched, OutputStream, RunSpec};
+pub use berth_builder::{BuildOptions, CacheRecord, Progress};
 use berth_errdefs::{CategorizedError, Category};
 use berth_image::ImageStore;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::containers::{Config, Containers, HostConfig, LogOptions, MountConfig, WaitCondition};
-use crate::images::BoxRead;
+use crate::images::{BoxRead, Images, PullRequest};
 
 /// The build service.
 #[derive(Debug)]
@@ -25,6 +25,8 @@ pub struct Build {
     builder: Arc<Builder>,
     containers: Arc<Containers>,
     store: Arc<ImageStore>,
+    /// The images service, for `FROM` images a build pulls (set once the daemon made it).
+    images: OnceLock<Arc<Images>>,
 }
 
 /// Why a build failed: the message for `errorDetail` and the code the CLI exits with.
@@ -46,22 +48,6 @@ impl From<BuildError> for BuildFailure {
 }
 
 impl Build {
-    /// The build cache's records with their sizes in bytes: a cache mount's files; 0 for a
-    /// step, whose layers belong to its image.
-    pub fn cache_usage(&self) -> Vec<(CacheEntry, u64)> {
-        self.builder
-            .cache_entries()
-            .into_iter()
-            .map(|e| {
-                let size = match &e.kind {
-                    CacheKind::Mount { dir } => crate::volumes::dir_size(dir, 0),
-                    CacheKind::Step { .. } => 0,
-                };
-                (e, size)
-            })
-            .collect()
-    }
-
     /// Opens `<data-root>/builder` (removing what a crashed build left).
     pub fn open(
         store: Arc<ImageStore>,
@@ -74,7 +60,13 @@ impl Build {
             builder: Arc::new(builder),
             containers,
             store,
+            images: OnceLock::new(),
         }))
+    }
+
+    /// Lets builds pull the `FROM` images they miss (and `--pull`).
+    pub fn use_images(&self, images: Arc<Images>) {
+        let _ = self.images.set(images);
     }
 
     /// Builds from a context tar (plain or gzip); progress goes to `progress` as it
@@ -88,23 +80,36 @@ impl Build {
         let backend = EngineBackend {
             containers: self.containers.clone(),
             store: self.store.clone(),
+            images: self.images.get().cloned(),
             handle: tokio::runtime::Handle::current(),
         };
         let builder = self.builder.clone();
         tokio::task::spawn_blocking(move || {
-            let dir = builder.context_dir();
-            let ctx = Context::from_tar(&mut context, &dir, ContextLimits::default())?;
-            let id = builder.build(&backend, &ctx, &opts, &mut |p| {
+            let ctx = builder.unpack_context(&mut context, ContextLimits::default())?;
+            let result = builder.build(&backend, &ctx, &opts, &mut |p| {
                 // A client that went away stops reading; the build still finishes.
                 let _ = progress.send(p);
-            })?;
-            Ok(id.as_str().to_owned())
+            });
+            // Off the answer's path: removing the context and trimming the file cache.
+            std::thread::spawn(move || {
+                drop(ctx);
+                builder.trim_files();
+            });
+            Ok(result?.as_str().to_owned())
         })
         .await
         .map_err(|e| BuildFailure {
             message: format!("build task failed: {e}"),
             code: 1,
         })?
+    }
+
+    /// The build cache's records, for `GET /system/df` (`BuildCache`).
+    pub async fn cache_usage(self: &Arc<Self>) -> Vec<berth_builder::CacheRecord> {
+        let builder = self.builder.clone();
+        tokio::task::spawn_blocking(move || builder.cache_usage())
+            .await
+            .unwrap_or_default()
     }
 
     /// `POST /build/prune`: forgets the build cache; the intermediate images it pointed
@@ -235,6 +240,7 @@ fn is_opaque(dir: &std::path::Path) -> bool {
 struct EngineBackend {
     containers: Arc<Containers>,
     store: Arc<ImageStore>,
+    images: Option<Arc<Images>>,
     handle: tokio::runtime::Handle,
 }
 
@@ -346,4 +352,142 @@ impl Backend for EngineBackend {
             .block_on(self.containers.remove(id, true))
             .map_err(backend_err)
     }
+
+    fn fetch(
+        &self,
+        url: &str,
+        max: u64,
+        out: &mut dyn std::io::Write,
+    ) -> berth_builder::Result<Fetched> {
+        self.handle.block_on(fetch(url, max, out))
+    }
+
+    fn pull(
+        &self,
+        reference: &str,
+        output: &mut dyn FnMut(String),
+    ) -> berth_builder::Result<berth_reference::ImageId> {
+        let images = self.images.clone().ok_or_else(|| {
+            BuildError::NotFound(format!(
+                "no such image: {reference}: pulls are not available"
+            ))
+        })?;
+        let named = berth_reference::Reference::parse_normalized(reference)
+            .map_err(|e| BuildError::Invalid(format!("invalid reference format: {e}")))?;
+        let named = if named.digest().is_some() {
+            named
+        } else {
+            named.with_default_tag()
+        };
+        let request = PullRequest {
+            image: named.to_string(),
+            ..PullRequest::default()
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let result = self.handle.block_on(async {
+            let task = tokio::spawn(async move { images.pull(request, tx).await });
+            while let Some(m) = rx.recv().await {
+                if let Some(line) = pull_line(&m) {
+                    output(line);
+                }
+            }
+            task.await
+        });
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(BuildError::NotFound(e.message)),
+            Err(e) => return Err(BuildError::Backend(format!("pull task failed: {e}"))),
+        }
+        self.store
+            .resolve(&named.to_string())
+            .map_err(|e| BuildError::NotFound(e.to_string()))
+    }
+}
+
+/// A pull message as a line of the build's text stream (progress bars left out).
+fn pull_line(m: &serde_json::Value) -> Option<String> {
+    if m.get("progressDetail")
+        .is_some_and(|p| p.get("current").is_some())
+    {
+        return None;
+    }
+    let status = m.get("status")?.as_str()?;
+    Some(match m.get("id").and_then(|i| i.as_str()) {
+        Some(id) => format!("{id}: {status}\n"),
+        None => format!("{status}\n"),
+    })
+}
+
+/// Most of an error answer's body quoted in the message.
+const MAX_ERROR_BODY: usize = 512;
+
+/// `ADD <url>`: GETs the URL into `out` (redirects followed), with the `Last-Modified` time
+/// and a `Content-Disposition` file name.
+async fn fetch(
+    url: &str,
+    max: u64,
+    out: &mut dyn std::io::Write,
+) -> berth_builder::Result<Fetched> {
+    let failed =
+        |e: reqwest::Error| BuildError::Backend(format!("failed to GET {url}: {}", chain(&e)));
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(failed)?;
+    let mut response = client.get(url).send().await.map_err(failed)?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        let body: String = body.chars().take(MAX_ERROR_BODY).collect();
+        return Err(BuildError::Backend(format!(
+            "failed to GET {url} with status {status}: {}",
+            body.trim()
+        )));
+    }
+    let header = |name: reqwest::header::HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let fetched = Fetched {
+        last_modified: header(reqwest::header::LAST_MODIFIED)
+            .and_then(|v| httpdate::parse_http_date(&v).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64),
+        filename: header(reqwest::header::CONTENT_DISPOSITION).and_then(|v| disposition_name(&v)),
+    };
+    let mut total = 0u64;
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        total += chunk.len() as u64;
+        if total > max {
+            return Err(BuildError::Backend(format!(
+                "failed to GET {url}: larger than {max} bytes"
+            )));
+        }
+        out.write_all(&chunk)
+            .map_err(|e| BuildError::Backend(format!("write the download of {url}: {e}")))?;
+    }
+    Ok(fetched)
+}
+
+/// An error with its causes, as Go prints wrapped errors.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// `attachment; filename="a.tar"` → `a.tar`.
+fn disposition_name(value: &str) -> Option<String> {
+    value.split(';').find_map(|part| {
+        let (k, v) = part.trim().split_once('=')?;
+        (k.trim().eq_ignore_ascii_case("filename")).then(|| v.trim().trim_matches('"').to_owned())
+    })
 }

@@ -15,6 +15,7 @@ pub mod networks;
 pub mod system;
 pub mod volumes;
 
+pub use berth_builder::CacheRecord;
 pub use build::{Build, BuildFailure, BuildOptions, Progress};
 pub use containers::{Containers, ContainersConfig};
 pub use events::{Event, EventQuery, EventType, Events, EventsError, Subscription};

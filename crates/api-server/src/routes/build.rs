@@ -80,6 +80,13 @@ fn options(pairs: &[(String, String)]) -> Result<BuildOptions, ApiError> {
             .filter(|n| !n.is_empty())
             .unwrap_or(&defaults.network_mode)
             .to_owned(),
+        pull: flag(pairs, "pull"),
+        cache_from: match first(pairs, "cachefrom").filter(|v| !v.is_empty()) {
+            None => Vec::new(),
+            Some(v) => {
+                serde_json::from_str(v).map_err(|e| invalid(format!("invalid cachefrom: {e}")))?
+            }
+        },
     })
 }
 

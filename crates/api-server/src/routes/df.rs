@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use berth_engine::build::CacheKind;
 use berth_engine::containers::{ContainerRecord, ContainerSize};
 use berth_engine::{Build, Containers, Images, Volumes};
 use berth_errdefs::Category;
@@ -107,10 +106,10 @@ async fn df(
             v
         })
         .collect();
-    let (volume_usage, cache) =
-        tokio::task::spawn_blocking(move || (volumes.usage(), build.cache_usage()))
-            .await
-            .map_err(task_error)?;
+    let cache = build.cache_usage().await;
+    let volume_usage = tokio::task::spawn_blocking(move || volumes.usage())
+        .await
+        .map_err(task_error)?;
     let volume_json: Vec<Value> = volume_usage?
         .iter()
         .map(|(v, size, users)| {
@@ -119,11 +118,8 @@ async fn df(
             j
         })
         .collect();
-    let builder_size: u64 = cache.iter().map(|(_, size)| size).sum();
-    let cache_json: Vec<Value> = cache
-        .iter()
-        .map(|(e, size)| cache_record(e, *size))
-        .collect();
+    let builder_size: u64 = cache.iter().map(|r| r.size).sum();
+    let cache_json: Vec<Value> = cache.iter().map(cache_record).collect();
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -138,21 +134,22 @@ async fn df(
 }
 
 /// BuildKit's record shape, which `docker system df -v` prints. A step's result is shared
-/// with its image; a cache mount is the builder's alone.
-fn cache_record(e: &berth_engine::build::CacheEntry, size: u64) -> Value {
-    let (kind, description, shared) = match &e.kind {
-        CacheKind::Step { image } => ("regular", format!("step cached as {image}"), true),
-        CacheKind::Mount { .. } => ("exec.cachemount", "cached mount".to_owned(), false),
+/// with its image; context files and cache mounts are the builder's alone.
+fn cache_record(r: &berth_engine::build::CacheRecord) -> Value {
+    let description = match r.kind {
+        "regular" => "build step",
+        "source.local" => "local source for context",
+        _ => "cached mount",
     };
-    let time = rfc3339(e.modified);
+    let time = rfc3339(r.last_used.unwrap_or(UNIX_EPOCH));
     json!({
-        "ID": e.id,
+        "ID": r.id,
         "Parent": "",
-        "Type": kind,
+        "Type": r.kind,
         "Description": description,
-        "InUse": false,
-        "Shared": shared,
-        "Size": size,
+        "InUse": r.in_use,
+        "Shared": r.shared,
+        "Size": r.size,
         "CreatedAt": time,
         "LastUsedAt": time,
         "UsageCount": 1,

@@ -1,6 +1,7 @@
 //! The docker-style client commands of `berth` (`berth ps`, `berth run -it …`): the same
 //! names, flags, output and exit codes as the docker CLI, through the `berth-client` crate.
 
+mod build;
 mod container;
 mod format;
 mod fs;
@@ -165,6 +166,7 @@ async fn dispatch(args: &[String]) -> CliResult {
     let (name, cmd_args): (&str, &[String]) = match (command.as_str(), cmd_args.split_first()) {
         ("container", Some((sub, rest))) => (container_alias(sub), rest),
         ("image", Some((sub, rest))) => (image_alias(sub), rest),
+        ("builder", Some((sub, rest))) if sub == "build" => ("build", rest),
         ("system", Some((sub, rest))) if sub == "info" || sub == "events" => (sub.as_str(), rest),
         ("system", Some((sub, rest))) if sub == "df" => ("system-df", rest),
         (other, _) => (other, cmd_args),
@@ -204,6 +206,7 @@ async fn dispatch(args: &[String]) -> CliResult {
         "image-inspect" => container::inspect(&inv, Some("image")).await,
         "container-prune" => container::container_prune(&inv).await,
         "image-prune" => images::image_prune(&inv).await,
+        "build" => build::build(&inv).await,
         "pull" => images::pull(&inv).await,
         "push" => images::push(&inv).await,
         "tag" => images::tag(&inv).await,

@@ -28,6 +28,11 @@ impl<W: Write> Renderer<W> {
         }
     }
 
+    /// The writer back (what a buffered renderer held).
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
     /// Shows one message; an `error` in it ends the stream with that error.
     pub fn show(&mut self, m: &JsonMessage) -> Result<(), ClientError> {
         if let Some(message) = m
