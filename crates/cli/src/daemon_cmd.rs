@@ -117,6 +117,9 @@ struct DaemonConfig {
     /// `insecure-registries`, `max-concurrent-downloads`/`-uploads`, and CA roots from
     /// `/etc/berth/certs.d/<host>/*.crt` (dockerd's `/etc/docker/certs.d`).
     registry: RegistryOptions,
+    /// `berth-max-layer-size` (bytes) and `berth-max-layer-ratio` (uncompressed bytes per
+    /// compressed byte, 0 for none): how far one layer may expand (berth's own keys).
+    unpack_limits: berth_image::UnpackLimits,
 }
 
 /// The networking settings (dockerd's names).
@@ -180,6 +183,8 @@ const FILE_KEYS: &[&str] = &[
     "max-concurrent-downloads",
     "max-concurrent-uploads",
     "registry-mirrors",
+    "berth-max-layer-size",
+    "berth-max-layer-ratio",
 ];
 
 const CERTS_DIR: &str = "/etc/berth/certs.d";
@@ -350,7 +355,31 @@ fn resolve(flags: Flags) -> Result<DaemonConfig> {
         default_runtime,
         runtimes,
         registry: registry_options(&file)?,
+        unpack_limits: unpack_limits(&file)?,
     })
+}
+
+/// `berth-max-layer-size` and `berth-max-layer-ratio`.
+fn unpack_limits(file: &Map<String, Value>) -> Result<berth_image::UnpackLimits> {
+    let mut limits = berth_image::UnpackLimits::default();
+    let number = |key: &str| -> Result<Option<u64>> {
+        file.get(key)
+            .map(|v| {
+                v.as_u64()
+                    .with_context(|| format!("{key} must be a non-negative integer, not {v}"))
+            })
+            .transpose()
+    };
+    if let Some(size) = number("berth-max-layer-size")? {
+        if size == 0 {
+            bail!("berth-max-layer-size must be more than 0");
+        }
+        limits.max_size = size;
+    }
+    if let Some(ratio) = number("berth-max-layer-ratio")? {
+        limits.max_ratio = (ratio > 0).then_some(ratio);
+    }
+    Ok(limits)
 }
 
 /// `base=10.10.0.0/16,size=24`.
@@ -510,6 +539,7 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
     let images = Arc::new(
         berth_image::ImageStore::open(&config.data_root).context("opening the image store")?,
     );
+    images.set_unpack_limits(config.unpack_limits);
     let events = Arc::new(Events::default());
     let shim_binary = match std::env::var_os("BERTH_SHIM_BINARY") {
         Some(path) => PathBuf::from(path),
@@ -750,6 +780,31 @@ mod tests {
             err.to_string()
                 .contains("both as a flag and in the configuration file: data-root")
         );
+    }
+
+    #[test]
+    fn layer_limits_of_the_config_file() {
+        let parse = |text: &str| {
+            let file: Map<String, Value> = serde_json::from_str(text).expect("json");
+            unpack_limits(&file)
+        };
+        let limits =
+            parse(r#"{"berth-max-layer-size":1048576,"berth-max-layer-ratio":0}"#).expect("limits");
+        assert_eq!(limits.max_size, 1 << 20);
+        assert_eq!(limits.max_ratio, None);
+        let limits = parse(r#"{"berth-max-layer-ratio":50}"#).expect("limits");
+        assert_eq!(limits.max_ratio, Some(50));
+        assert_eq!(
+            limits.max_size,
+            berth_image::UnpackLimits::default().max_size
+        );
+        for bad in [
+            r#"{"berth-max-layer-size":0}"#,
+            r#"{"berth-max-layer-size":"1G"}"#,
+            r#"{"berth-max-layer-ratio":-1}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

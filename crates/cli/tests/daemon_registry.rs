@@ -291,6 +291,10 @@ fn push_rmi_pull_run_through_berth_registry() {
         out.contains(&format!("Status: Downloaded newer image for {tagged}")),
         "{out}"
     );
+    assert!(
+        env.daemon.log().contains("unpacked while it downloaded"),
+        "the layer was not unpacked as it arrived"
+    );
     assert_eq!(out.lines().last(), Some(tagged.as_str()), "{out}");
     assert_eq!(
         env.ids(),
@@ -937,4 +941,69 @@ fn login_push_pull_against_a_token_auth_registry() {
     env.ok(&["rmi", "busybox", &tagged]);
     env.ok(&["pull", &tagged]);
     assert_eq!(env.ids(), vec![id]);
+}
+
+/// The snapshot directories of a daemon's snapshotter (image layers and unpacks in
+/// progress alike).
+fn snapshot_dirs(env: &Env) -> usize {
+    std::fs::read_dir(env.daemon.data_root.join("snapshotter/snapshots"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_gzip_bomb_layer_is_refused_and_leaves_no_layer_behind() {
+    if !usable() {
+        return;
+    }
+    let registry = RegistryProcess::start(&[]);
+    let dir = tempfile::Builder::new()
+        .prefix("berth-d")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    // A low ratio, so a small bomb trips it: the push gzips 24 MiB of zeros to ~24 kB.
+    std::fs::write(
+        dir.path().join("daemon.json"),
+        r#"{"berth-max-layer-ratio": 100}"#,
+    )
+    .expect("config file");
+    let env = Env {
+        daemon: Daemon::start_in(dir, &[]),
+    };
+    let root = env.dir().join("zero-root");
+    std::fs::create_dir_all(&root).expect("dir");
+    let zeros = std::fs::File::create(root.join("zeros")).expect("file");
+    zeros.set_len(24 << 20).expect("sparse file");
+    drop(zeros);
+    let tar = env.dir().join("zeros.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(out.status.success(), "tar: {}", text(&out.stderr));
+    // An import reads a plain tar (ratio 1): it is not a bomb there.
+    env.ok(&["import", &tar.display().to_string(), "zeros:1"]);
+    let name = format!("{}/bomb/zeros:1", registry.addr);
+    env.ok(&["tag", "zeros:1", &name]);
+    let out = env.ok(&["push", &name]);
+    assert!(out.contains(": Pushed"), "{out}");
+    env.ok(&["rmi", "zeros:1", &name]);
+    assert!(env.ids().is_empty());
+    assert_eq!(snapshot_dirs(&env), 0, "rmi left layers behind");
+
+    let err = env.fails(&["pull", &name]);
+    assert!(
+        err.contains("layer expands more than 100 times its compressed size"),
+        "{err}"
+    );
+    assert!(
+        env.ids().is_empty(),
+        "a bomb was registered: {:?}",
+        env.ids()
+    );
+    assert_eq!(snapshot_dirs(&env), 0, "the refused layer's files stayed");
 }

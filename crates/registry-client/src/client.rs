@@ -19,6 +19,8 @@ use crate::auth::Credentials;
 use crate::error::{ClientError, Result};
 use crate::http::{Repo, api_host, is_loopback, read_limited};
 use crate::manifest::{self, Descriptor, Parsed, Platform};
+use crate::tap::{LayerTap, TapChunk};
+use tokio::sync::mpsc::Sender;
 
 /// Docker's limit for a manifest body (distribution's `maxManifestBodySize`).
 pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
@@ -219,6 +221,20 @@ impl Client {
         store: &ContentStore,
         progress: ProgressFn<'_>,
     ) -> Result<Pulled> {
+        self.pull_with_tap(reference, platform, creds, store, progress, None)
+            .await
+    }
+
+    /// [`Client::pull`], handing each layer downloaded from its first byte to `tap` too.
+    pub async fn pull_with_tap(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        creds: Option<Credentials>,
+        store: &ContentStore,
+        progress: ProgressFn<'_>,
+        tap: Option<&dyn LayerTap>,
+    ) -> Result<Pulled> {
         let (repo, (config, layers, digest)) = self
             .resolve_with_mirrors(reference, platform, creds)
             .await?;
@@ -229,7 +245,8 @@ impl Client {
             });
         }
         progress(Progress::Resolved);
-        self.fetch_blob(&repo, &config, store, &|_| {}).await?;
+        self.fetch_blob(&repo, &config, store, &|_| {}, None)
+            .await?;
         // Owned items: a closure taking `&Descriptor` makes the future not `Send` for
         // every lifetime (rust-lang/rust#102211).
         let repo = &repo;
@@ -240,7 +257,7 @@ impl Client {
                 return Ok(());
             }
             progress(Progress::Waiting { id });
-            self.fetch_blob(repo, &layer, store, progress).await
+            self.fetch_blob(repo, &layer, store, progress, tap).await
         });
         let results: Vec<Result<()>> = futures_util::stream::iter(fetches)
             .buffered(self.options.max_concurrent_downloads.max(1))
@@ -380,6 +397,7 @@ impl Client {
         desc: &Descriptor,
         store: &ContentStore,
         progress: ProgressFn<'_>,
+        tap: Option<&dyn LayerTap>,
     ) -> Result<()> {
         let digest = to_content(&desc.digest)?;
         let id = short(&desc.digest);
@@ -387,6 +405,10 @@ impl Client {
             progress(Progress::DownloadComplete { id });
             return Ok(());
         };
+        // A resumed ingest's first bytes were never seen by a tap.
+        let mut tap = tap
+            .filter(|_| writer.offset() == 0)
+            .and_then(|t| t.open(desc));
         let url = repo.url(&format!("blobs/{}", desc.digest));
         if writer.offset() > 0 {
             tracing::info!(
@@ -399,7 +421,7 @@ impl Client {
         while writer.offset() < desc.size && attempts < BLOB_ATTEMPTS {
             attempts += 1;
             match self
-                .download(repo, &url, &mut writer, desc.size, &id, progress)
+                .download(repo, &url, &mut writer, &mut tap, desc.size, &id, progress)
                 .await
             {
                 Ok(()) => {}
@@ -425,7 +447,12 @@ impl Client {
                 source: std::io::Error::other(e),
             })?;
         match committed {
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(tap) = tap {
+                    // A tap gone already has nothing to be told.
+                    let _ = tap.send(TapChunk::End).await;
+                }
+            }
             Err(ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. }) => {
                 return Err(ClientError::Verification(desc.digest.to_string()));
             }
@@ -459,12 +486,14 @@ impl Client {
         }
     }
 
-    /// One GET of a blob from the writer's offset on.
+    /// One GET of a blob from the writer's offset on; `tap` gets the same bytes.
+    #[allow(clippy::too_many_arguments)]
     async fn download(
         &self,
         repo: &Repo<'_>,
         url: &str,
         writer: &mut berth_content::Writer,
+        tap: &mut Option<Sender<TapChunk>>,
         total: u64,
         id: &str,
         progress: ProgressFn<'_>,
@@ -484,7 +513,11 @@ impl Client {
         match response.status() {
             StatusCode::PARTIAL_CONTENT if range_start(&response) == Some(offset) => {}
             StatusCode::OK => {
-                // The server ignored the Range: start over.
+                // The server ignored the Range: start over, without the tap, which has
+                // the first bytes already.
+                if offset > 0 {
+                    *tap = None;
+                }
                 writer.reset().map_err(|e| Interrupted::Fatal(e.into()))?;
             }
             s if s.is_server_error() => return Err(Interrupted::Retry(format!("status {s}"))),
@@ -512,6 +545,12 @@ impl Client {
                     source: e,
                 })
             })?;
+            if let Some(tx) = tap.as_ref()
+                && tx.send(TapChunk::Data(chunk)).await.is_err()
+            {
+                // The consumer gave up (it failed); the download goes on without it.
+                *tap = None;
+            }
             if last_report.elapsed() > Duration::from_millis(100) || writer.offset() == total {
                 last_report = Instant::now();
                 progress(Progress::Downloading {

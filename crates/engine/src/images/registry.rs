@@ -2,17 +2,22 @@
 //! client moves the blobs, the image store registers them, and the progress comes out as
 //! the JSON messages dockerd streams (the API server only forwards them).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_errdefs::{CategorizedError, Category};
-use berth_image::ImageStore;
+use berth_image::{ImageStore, Unpacked};
 use berth_reference::{Digest, ImageId, Reference};
 use berth_registry_client::manifest::{
     DOCKER_CONFIG, DOCKER_LAYER_GZIP, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
 };
-use berth_registry_client::{Client, Credentials, Descriptor, Platform, Progress, PushImage};
+use berth_registry_client::{
+    Client, Credentials, Descriptor, LayerTap, Platform, Progress, PushImage, TAP_CHUNKS, TapChunk,
+    TapReader,
+};
 use serde_json::{Value, json};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::task::JoinHandle;
 
 use super::{Images, Result, blocking, cat};
 
@@ -239,13 +244,28 @@ impl Images {
             }
         };
         let store = self.store.clone();
+        let unpacker = Unpacker::new(store.clone());
         let pulled = self
             .client()?
-            .pull(&reference, &platform, creds, store.content(), &on_progress)
-            .await
-            .map_err(registry_error)?;
+            .pull_with_tap(
+                &reference,
+                &platform,
+                creds,
+                store.content(),
+                &on_progress,
+                Some(&unpacker),
+            )
+            .await;
+        let unpacked = unpacker.finish().await;
+        let pulled = match pulled {
+            Ok(p) => p,
+            Err(e) => {
+                discard_all(&store, unpacked).await;
+                return Err(registry_error(e));
+            }
+        };
         let previous = store.resolve(&reference.familiar_string()).ok();
-        let id = self.register_pulled(&reference, &pulled).await?;
+        let id = self.register_pulled(&reference, &pulled, unpacked).await?;
         for short in fetched.into_inner().unwrap_or_else(|p| p.into_inner()) {
             send(out, layer_status("Pull complete", &short));
         }
@@ -272,6 +292,7 @@ impl Images {
         self: &Arc<Self>,
         reference: &Reference,
         pulled: &berth_registry_client::Pulled,
+        mut unpacked: HashMap<Digest, Unpacked>,
     ) -> Result<ImageId> {
         let store: Arc<ImageStore> = self.store.clone();
         let reference = reference.clone();
@@ -284,7 +305,11 @@ impl Images {
             } else {
                 vec![reference.clone()]
             };
-            let id = store.register(&config, &layers, &tags).map_err(cat)?;
+            let registered = store.register_unpacked(&config, &layers, &tags, &mut unpacked);
+            for (_, left) in unpacked.drain() {
+                store.discard(left);
+            }
+            let id = registered.map_err(cat)?;
             let by_digest = reference.name_only().with_digest(digest);
             store.add_digest(&by_digest, &id).map_err(cat)?;
             Ok(id)
@@ -439,6 +464,70 @@ impl Images {
     fn client(&self) -> Result<Client> {
         Client::new(self.registry.clone()).map_err(cat)
     }
+}
+
+/// Unpacks each layer as it downloads (the pull's [`LayerTap`]), one blocking task per
+/// layer, each into its own snapshot; the image store commits them once verified.
+struct Unpacker {
+    store: Arc<ImageStore>,
+    jobs: std::sync::Mutex<Vec<(Digest, JoinHandle<berth_image::Result<Unpacked>>)>>,
+}
+
+impl Unpacker {
+    fn new(store: Arc<ImageStore>) -> Self {
+        Unpacker {
+            store,
+            jobs: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Waits for every unpack; the layers that unpacked whole, by blob digest. One that
+    /// failed is unpacked again from its stored blob by the registration, which reports
+    /// the error if it was the layer's fault.
+    async fn finish(self) -> HashMap<Digest, Unpacked> {
+        let jobs = std::mem::take(&mut *self.jobs.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut out = HashMap::new();
+        for (blob, job) in jobs {
+            match job.await {
+                Ok(Ok(unpacked)) => {
+                    tracing::debug!("layer {blob} unpacked while it downloaded");
+                    if let Some(twice) = out.insert(blob, unpacked) {
+                        self.store.discard(twice);
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!("unpacking {blob} while pulling: {e}"),
+                Err(e) => tracing::warn!("unpacking {blob} while pulling: {e}"),
+            }
+        }
+        out
+    }
+}
+
+impl LayerTap for Unpacker {
+    fn open(&self, layer: &Descriptor) -> Option<mpsc::Sender<TapChunk>> {
+        let (tx, rx) = mpsc::channel(TAP_CHUNKS);
+        let store = self.store.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let mut input = std::io::BufReader::with_capacity(1 << 20, TapReader::new(rx));
+            store.unpack_detached(&mut input)
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((layer.digest.clone(), job));
+        Some(tx)
+    }
+}
+
+/// Throws away layers unpacked for a pull that failed.
+async fn discard_all(store: &Arc<ImageStore>, unpacked: HashMap<Digest, Unpacked>) {
+    let store = store.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        for (_, u) in unpacked {
+            store.discard(u);
+        }
+    })
+    .await;
 }
 
 /// Descriptors for the stored blobs: Docker's media types for gzip layers (so the manifest
