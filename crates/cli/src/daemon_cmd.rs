@@ -120,6 +120,9 @@ struct DaemonConfig {
     /// `berth-max-layer-size` (bytes) and `berth-max-layer-ratio` (uncompressed bytes per
     /// compressed byte, 0 for none): how far one layer may expand (berth's own keys).
     unpack_limits: berth_image::UnpackLimits,
+    /// `berth-push-compression`: `gzip` (dockerd's) or `zstd`, for layers stored
+    /// uncompressed.
+    push_compression: berth_image::PushCompression,
 }
 
 /// The networking settings (dockerd's names).
@@ -185,6 +188,8 @@ const FILE_KEYS: &[&str] = &[
     "registry-mirrors",
     "berth-max-layer-size",
     "berth-max-layer-ratio",
+    "berth-push-compression",
+    "berth-push-chunk-size",
 ];
 
 const CERTS_DIR: &str = "/etc/berth/certs.d";
@@ -207,6 +212,11 @@ fn registry_options(file: &Map<String, Value>) -> Result<RegistryOptions> {
                 "invalid mirror: unsupported scheme in {bad:?}: must use either 'https' or 'http'"
             );
         }
+    }
+    if let Some(value) = file.get("berth-push-chunk-size") {
+        options.push_chunk_size = value.as_u64().filter(|n| *n >= 1 << 10).with_context(|| {
+            format!("berth-push-chunk-size must be a byte count of at least 1024, not {value}")
+        })?;
     }
     if let Some(value) = file.get("insecure-registries") {
         options.insecure_registries = serde_json::from_value(value.clone())
@@ -356,6 +366,12 @@ fn resolve(flags: Flags) -> Result<DaemonConfig> {
         runtimes,
         registry: registry_options(&file)?,
         unpack_limits: unpack_limits(&file)?,
+        push_compression: match string("berth-push-compression")? {
+            None => berth_image::PushCompression::default(),
+            Some(name) => berth_image::PushCompression::parse(&name).with_context(|| {
+                format!("berth-push-compression must be gzip or zstd, not {name:?}")
+            })?,
+        },
     })
 }
 
@@ -580,7 +596,8 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
     containers.use_volumes(volumes.clone());
     let image_service = Arc::new(
         Images::new(images, events.clone(), containers.clone())
-            .with_registry_options(config.registry.clone()),
+            .with_registry_options(config.registry.clone())
+            .with_push_compression(config.push_compression),
     );
     runtime.block_on(async {
         // Handlers first: a SIGTERM that arrives once the socket answers must be a clean
@@ -793,6 +810,19 @@ mod tests {
         assert_eq!(limits.max_size, 1 << 20);
         assert_eq!(limits.max_ratio, None);
         let limits = parse(r#"{"berth-max-layer-ratio":50}"#).expect("limits");
+        let file: Map<String, Value> =
+            serde_json::from_str(r#"{"berth-push-chunk-size":65536}"#).expect("json");
+        assert_eq!(
+            registry_options(&file).expect("options").push_chunk_size,
+            65536
+        );
+        for bad in [
+            r#"{"berth-push-chunk-size":10}"#,
+            r#"{"berth-push-chunk-size":"1M"}"#,
+        ] {
+            let file: Map<String, Value> = serde_json::from_str(bad).expect("json");
+            assert!(registry_options(&file).is_err(), "{bad}");
+        }
         assert_eq!(limits.max_ratio, Some(50));
         assert_eq!(
             limits.max_size,

@@ -1007,3 +1007,143 @@ fn a_gzip_bomb_layer_is_refused_and_leaves_no_layer_behind() {
     );
     assert_eq!(snapshot_dirs(&env), 0, "the refused layer's files stayed");
 }
+
+/// `berth <args>` (the berth client) against the test daemon.
+fn berth_client(env: &Env, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("-H")
+        .arg(format!("unix://{}", env.daemon.socket.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("berth client");
+    assert!(
+        out.status.success(),
+        "berth {args:?} failed: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The media types of the manifest and of its first layer, through skopeo when present.
+fn manifest_types(reference: &str) -> Option<(String, String)> {
+    let raw = skopeo_optional(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ])?;
+    let manifest: serde_json::Value = serde_json::from_str(&raw).expect("manifest json");
+    Some((
+        manifest["mediaType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        manifest["layers"][0]["mediaType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    ))
+}
+
+#[test]
+fn chunked_and_zstd_pushes_to_berth_and_distribution_registries() {
+    if !usable() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("berth-d")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    // Small chunks, so that even busybox's layer takes several PATCHes.
+    std::fs::write(
+        dir.path().join("daemon.json"),
+        r#"{"berth-push-chunk-size": 262144}"#,
+    )
+    .expect("config file");
+    let env = Env {
+        daemon: Daemon::start_in(dir, &[]),
+    };
+    let id = env.import_busybox("busybox:latest");
+    // `docker load` keeps the layer uncompressed: a push compresses it as asked.
+    let archive = env.dir().join("saved.tar");
+    env.ok(&["save", "-o", &archive.display().to_string(), "busybox"]);
+    env.ok(&["rmi", "busybox"]);
+    env.ok(&["load", "-i", &archive.display().to_string()]);
+
+    let berth_registry = RegistryProcess::start(&[]);
+    let distribution = RegistryProcess::start_distribution();
+    let mut registries = vec![&berth_registry];
+    registries.extend(distribution.as_ref());
+    let mut pushed = Vec::new();
+    for registry in registries {
+        // gzip (dockerd's) through the docker CLI, zstd through `berth push --compression`.
+        let gzip = format!("{}/chunked/gzip:1", registry.addr);
+        env.ok(&["tag", "busybox", &gzip]);
+        let out = env.ok(&["push", &gzip]);
+        assert!(out.contains(": Pushed"), "{out}");
+        let zstd = format!("{}/chunked/zstd:1", registry.addr);
+        env.ok(&["tag", "busybox", &zstd]);
+        let out = berth_client(&env, &["push", "--compression", "zstd", &zstd]);
+        assert!(out.contains(": Pushed"), "{out}");
+        if let Some(types) = manifest_types(&zstd) {
+            assert_eq!(
+                types,
+                (
+                    "application/vnd.oci.image.manifest.v1+json".to_owned(),
+                    "application/vnd.oci.image.layer.v1.tar+zstd".to_owned()
+                )
+            );
+        }
+        if let Some(types) = manifest_types(&gzip) {
+            assert_eq!(
+                types.1, "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "{types:?}"
+            );
+        }
+        pushed.extend([gzip, zstd]);
+    }
+    let log = env.daemon.log();
+    let chunked = log
+        .lines()
+        .filter_map(|l| l.split("uploaded in ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<u32>().ok())
+        .filter(|n| *n > 1)
+        .count();
+    assert!(
+        chunked >= 2,
+        "layers were not uploaded in several chunks:\n{}",
+        tail(&log)
+    );
+    let err = berth_client_fails(&env, &["push", "--compression", "lz4", &pushed[0]]);
+    assert!(err.contains("invalid compression"), "{err}");
+
+    // Every variant pulls back to the same image, and runs.
+    for name in &pushed {
+        let images = env.ok(&["images", "-q"]);
+        for short in images.split_whitespace() {
+            env.ok(&["rmi", "-f", short]);
+        }
+        assert!(env.ids().is_empty());
+        env.ok(&["pull", name]);
+        assert_eq!(env.ids(), vec![id.clone()], "{name}");
+        assert_eq!(
+            env.ok(&["run", "--rm", name, "echo", "ok"]),
+            "ok\n",
+            "{name}"
+        );
+    }
+}
+
+fn berth_client_fails(env: &Env, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("-H")
+        .arg(format!("unix://{}", env.daemon.socket.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("berth client");
+    assert!(!out.status.success(), "berth {args:?} succeeded");
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}

@@ -61,7 +61,7 @@ pub use config::{
 pub use error::{ImageError, Result};
 pub use import::{ImportOptions, host_arch};
 pub use load::LoadedImage;
-pub use pulled::{Distribution, DistributionLayer, Unpacked};
+pub use pulled::{Distribution, DistributionLayer, PushCompression, Unpacked};
 pub use query::{
     GraphDriver, HistoryItem, ImageInspect, ImageSummary, ListOptions, Metadata, RootFsInfo,
 };

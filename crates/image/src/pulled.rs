@@ -253,21 +253,60 @@ impl ImageStore {
     }
 }
 
+/// How a push compresses layers stored uncompressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PushCompression {
+    /// gzip, as dockerd pushes them.
+    #[default]
+    Gzip,
+    /// Zstandard (OCI's `tar+zstd` media type): faster to unpack, smaller.
+    Zstd,
+}
+
+impl PushCompression {
+    /// `gzip` or `zstd`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "gzip" => Some(PushCompression::Gzip),
+            "zstd" => Some(PushCompression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// The name a layer record keeps (`gzip`, `zstd`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PushCompression::Gzip => "gzip",
+            PushCompression::Zstd => "zstd",
+        }
+    }
+}
+
 impl ImageStore {
     /// A gzip copy of the stored uncompressed layer blob `blob`, for a registry push
-    /// (Docker compresses such layers too). The copy goes into the content store; the
-    /// compression is deterministic, so pushing again finds the same digest.
+    /// (Docker compresses such layers too).
     pub fn gzip_blob(&self, blob: &Digest) -> Result<(Digest, u64)> {
+        self.compress_blob(blob, PushCompression::Gzip)
+    }
+
+    /// A compressed copy of the stored uncompressed layer blob `blob`, for a registry push.
+    /// The copy goes into the content store; the compression is deterministic (no
+    /// timestamps, fixed level), so pushing again finds the same digest.
+    pub fn compress_blob(&self, blob: &Digest, kind: PushCompression) -> Result<(Digest, u64)> {
         let mut input = self.content.get(&to_content(blob)?)?;
         let root = self.content.root().to_owned();
         let writer = self.content.writer(None, None)?;
-        let mut gz = flate2::write::GzEncoder::new(
-            io::BufWriter::with_capacity(1 << 20, writer),
-            flate2::Compression::default(),
-        );
-        io::copy(&mut input, &mut gz).map_err(ImageError::io("compress blob", &root))?;
-        let writer = gz
-            .finish()
+        let buffered = io::BufWriter::with_capacity(1 << 20, writer);
+        let compressed = match kind {
+            PushCompression::Gzip => {
+                let mut gz =
+                    flate2::write::GzEncoder::new(buffered, flate2::Compression::default());
+                io::copy(&mut input, &mut gz).and_then(|_| gz.finish())
+            }
+            PushCompression::Zstd => zstd::stream::write::Encoder::new(buffered, 3)
+                .and_then(|mut z| io::copy(&mut input, &mut z).and_then(|_| z.finish())),
+        };
+        let writer = compressed
             .and_then(|b| b.into_inner().map_err(io::IntoInnerError::into_error))
             .map_err(ImageError::io("compress blob", &root))?;
         let size = writer.offset();

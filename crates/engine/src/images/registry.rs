@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_errdefs::{CategorizedError, Category};
-use berth_image::{ImageStore, Unpacked};
+use berth_image::{ImageStore, PushCompression, Unpacked};
 use berth_reference::{Digest, ImageId, Reference};
 use berth_registry_client::manifest::{
     DOCKER_CONFIG, DOCKER_LAYER_GZIP, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
@@ -43,6 +43,9 @@ pub struct PushRequest {
     pub tag: String,
     /// The raw `X-Registry-Auth` header.
     pub auth: String,
+    /// How layers stored uncompressed are compressed (`gzip`, `zstd`); empty for the
+    /// daemon's default (berth's own `compression` query parameter).
+    pub compression: String,
 }
 
 /// Where progress messages go (one JSON object each).
@@ -330,8 +333,21 @@ impl Images {
             self.local_tags(named).await?
         };
         let creds = credentials(&request.auth)?;
+        let compression = if request.compression.is_empty() {
+            self.push_compression
+        } else {
+            PushCompression::parse(&request.compression).ok_or_else(|| {
+                CategorizedError::new(
+                    Category::InvalidParameter,
+                    format!(
+                        "invalid compression {:?}: must be gzip or zstd",
+                        request.compression
+                    ),
+                )
+            })?
+        };
         for (i, reference) in references.into_iter().enumerate() {
-            self.push_tag(reference, creds.clone(), &out, i == 0)
+            self.push_tag(reference, creds.clone(), &out, i == 0, compression)
                 .await?;
         }
         Ok(())
@@ -376,6 +392,7 @@ impl Images {
         creds: Option<Credentials>,
         out: &Messages,
         first: bool,
+        compression: PushCompression,
     ) -> Result<()> {
         let shown = reference.familiar_string();
         let store = self.store.clone();
@@ -389,7 +406,7 @@ impl Images {
                 e => cat(e),
             };
             let mut dist = store.distribution(&lookup).map_err(missing)?;
-            gzip_plain_layers(&store, &mut dist)?;
+            compress_plain_layers(&store, &mut dist, compression)?;
             let digests = store
                 .inspect(dist.id.as_str())
                 .map(|i| i.repo_digests)
@@ -565,9 +582,14 @@ fn push_image(dist: &berth_image::Distribution, mount_from: Vec<String>) -> Push
     }
 }
 
-/// Replaces the uncompressed layers (those `docker load` stored as they came) by gzip
-/// copies, as dockerd pushes them; one thread per layer.
-fn gzip_plain_layers(store: &ImageStore, dist: &mut berth_image::Distribution) -> Result<()> {
+/// Replaces the uncompressed layers (those `docker load`, builds and commits stored as
+/// they came) by compressed copies (gzip as dockerd pushes them, or zstd); one thread per
+/// layer.
+fn compress_plain_layers(
+    store: &ImageStore,
+    dist: &mut berth_image::Distribution,
+    kind: PushCompression,
+) -> Result<()> {
     std::thread::scope(|scope| {
         let jobs: Vec<_> = dist
             .layers
@@ -575,10 +597,10 @@ fn gzip_plain_layers(store: &ImageStore, dist: &mut berth_image::Distribution) -
             .filter(|l| l.compression == "none")
             .map(|layer| {
                 scope.spawn(move || -> Result<()> {
-                    let (blob, size) = store.gzip_blob(&layer.blob).map_err(cat)?;
+                    let (blob, size) = store.compress_blob(&layer.blob, kind).map_err(cat)?;
                     layer.blob = blob;
                     layer.size = size;
-                    layer.compression = "gzip".to_owned();
+                    layer.compression = kind.name().to_owned();
                     Ok(())
                 })
             })
