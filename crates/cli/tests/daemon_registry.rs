@@ -326,6 +326,30 @@ fn push_rmi_pull_run_through_berth_registry() {
     env.ok(&["rmi", &by_digest]);
     assert!(env.ids().is_empty());
 
+    // The raw stream: per layer, dockerd's order of messages, "Extracting" included.
+    let response = env.daemon.http(&format!(
+        "POST /v1.41/images/create?fromImage={name}&tag=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    ));
+    assert_eq!(response.status, 200, "{}", response.body);
+    let statuses: Vec<String> = response
+        .body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["id"].as_str().is_some_and(|i| i.len() == 12))
+        .filter_map(|m| m["status"].as_str().map(str::to_owned))
+        .collect();
+    let at = |s: &str| {
+        statuses
+            .iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("no {s:?} in {statuses:?}"))
+    };
+    assert!(at("Pulling fs layer") < at("Downloading"), "{statuses:?}");
+    assert!(at("Download complete") < at("Extracting"), "{statuses:?}");
+    assert!(at("Extracting") < at("Pull complete"), "{statuses:?}");
+    env.ok(&["rmi", &tagged]);
+    assert!(env.ids().is_empty());
+
     // `docker run` of a missing image pulls it first.
     let run = env.docker(&["run", "--rm", &tagged, "echo", "ran"]);
     assert!(run.status.success(), "run failed: {}", text(&run.stderr));

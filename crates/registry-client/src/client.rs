@@ -454,18 +454,19 @@ impl Client {
                 source: std::io::Error::other(e),
             })?;
         match committed {
-            Ok(_) => {
-                if let Some(tap) = tap {
-                    // A tap gone already has nothing to be told.
-                    let _ = tap.send(TapChunk::End).await;
-                }
-            }
+            Ok(_) => {}
             Err(ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. }) => {
                 return Err(ClientError::Verification(desc.digest.to_string()));
             }
             Err(e) => return Err(e.into()),
         }
+        // Before the tap's end, so that what the tap reports after it (extraction) comes
+        // after "Download complete".
         progress(Progress::DownloadComplete { id });
+        if let Some(tap) = tap {
+            // A tap gone already has nothing to be told.
+            let _ = tap.send(TapChunk::End).await;
+        }
         Ok(())
     }
 

@@ -247,7 +247,7 @@ impl Images {
             }
         };
         let store = self.store.clone();
-        let unpacker = Unpacker::new(store.clone());
+        let unpacker = Unpacker::new(store.clone(), out.clone());
         let pulled = self
             .client()?
             .pull_with_tap(
@@ -487,13 +487,15 @@ impl Images {
 /// layer, each into its own snapshot; the image store commits them once verified.
 struct Unpacker {
     store: Arc<ImageStore>,
+    out: Messages,
     jobs: std::sync::Mutex<Vec<(Digest, JoinHandle<berth_image::Result<Unpacked>>)>>,
 }
 
 impl Unpacker {
-    fn new(store: Arc<ImageStore>) -> Self {
+    fn new(store: Arc<ImageStore>, out: Messages) -> Self {
         Unpacker {
             store,
+            out,
             jobs: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -524,9 +526,15 @@ impl LayerTap for Unpacker {
     fn open(&self, layer: &Descriptor) -> Option<mpsc::Sender<TapChunk>> {
         let (tx, rx) = mpsc::channel(TAP_CHUNKS);
         let store = self.store.clone();
+        let out = self.out.clone();
+        let (id, total) = (layer.digest.hex()[..12].to_owned(), layer.size);
         let job = tokio::task::spawn_blocking(move || {
             let mut input = std::io::BufReader::with_capacity(1 << 20, TapReader::new(rx));
-            store.unpack_detached(&mut input)
+            let unpacked = store.unpack_detached(&mut input)?;
+            // The tap ended, so "Download complete" went out: the layer's files are in
+            // place, as dockerd's last "Extracting" says before "Pull complete".
+            send(&out, layer_progress("Extracting", &id, total, total));
+            Ok(unpacked)
         });
         self.jobs
             .lock()
