@@ -1030,6 +1030,12 @@ fn a_gzip_bomb_layer_is_refused_and_leaves_no_layer_behind() {
         env.ids()
     );
     assert_eq!(snapshot_dirs(&env), 0, "the refused layer's files stayed");
+    // Nor its blobs: only the local image's own blobs (config, plain and gzip layer)
+    // were stored before, and rmi removed them.
+    let blobs = std::fs::read_dir(env.daemon.data_root.join("content/blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "the refused image's blobs stayed");
 }
 
 /// `berth <args>` (the berth client) against the test daemon.

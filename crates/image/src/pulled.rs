@@ -115,12 +115,27 @@ impl ImageStore {
                 Ok(_) => {}
                 Err(e) => {
                     self.rollback_layers(&created);
+                    self.forget_blobs(config, layers);
                     return Err(e);
                 }
             }
         }
         self.register_image(&bytes, None, &tags)
             .inspect_err(|_| self.rollback_layers(&created))
+    }
+
+    /// After a refused image (a bomb, a diff id mismatch): deletes its blobs that no
+    /// image or layer refers to, so nothing of it stays stored.
+    fn forget_blobs(&self, config: &Digest, layers: &[Digest]) {
+        let st = self.lock();
+        if !st.images.keys().any(|id| id.digest() == config) {
+            self.delete_blob(config);
+        }
+        for blob in layers {
+            if !st.layers.values().any(|l| l.blob == *blob) {
+                self.delete_blob(blob);
+            }
+        }
     }
 
     /// Commits a layer unpacked ahead once its diff id is the one the config promises.
