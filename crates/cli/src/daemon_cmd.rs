@@ -138,6 +138,12 @@ struct DaemonConfig {
     /// `insecure-registries`, `max-concurrent-downloads`/`-uploads`, and CA roots from
     /// `/etc/berth/certs.d/<host>/*.crt` (dockerd's `/etc/docker/certs.d`).
     registry: RegistryOptions,
+    /// `berth-max-layer-size` (bytes) and `berth-max-layer-ratio` (uncompressed bytes per
+    /// compressed byte, 0 for none): how far one layer may expand (berth's own keys).
+    unpack_limits: berth_image::UnpackLimits,
+    /// `berth-push-compression`: `gzip` (dockerd's) or `zstd`, for layers stored
+    /// uncompressed.
+    push_compression: berth_image::PushCompression,
 }
 
 /// dockerd's `--tls`/`--tlsverify` files.
@@ -215,6 +221,10 @@ const FILE_KEYS: &[&str] = &[
     "tlscacert",
     "tlscert",
     "tlskey",
+    "berth-max-layer-size",
+    "berth-max-layer-ratio",
+    "berth-push-compression",
+    "berth-push-chunk-size",
 ];
 
 const CERTS_DIR: &str = "/etc/berth/certs.d";
@@ -237,6 +247,11 @@ fn registry_options(file: &Map<String, Value>) -> Result<RegistryOptions> {
                 "invalid mirror: unsupported scheme in {bad:?}: must use either 'https' or 'http'"
             );
         }
+    }
+    if let Some(value) = file.get("berth-push-chunk-size") {
+        options.push_chunk_size = value.as_u64().filter(|n| *n >= 1 << 10).with_context(|| {
+            format!("berth-push-chunk-size must be a byte count of at least 1024, not {value}")
+        })?;
     }
     if let Some(value) = file.get("insecure-registries") {
         options.insecure_registries = serde_json::from_value(value.clone())
@@ -394,7 +409,37 @@ fn resolve(flags: Flags) -> Result<DaemonConfig> {
         default_runtime,
         runtimes,
         registry: registry_options(&file)?,
+        unpack_limits: unpack_limits(&file)?,
+        push_compression: match string("berth-push-compression")? {
+            None => berth_image::PushCompression::default(),
+            Some(name) => berth_image::PushCompression::parse(&name).with_context(|| {
+                format!("berth-push-compression must be gzip or zstd, not {name:?}")
+            })?,
+        },
     })
+}
+
+/// `berth-max-layer-size` and `berth-max-layer-ratio`.
+fn unpack_limits(file: &Map<String, Value>) -> Result<berth_image::UnpackLimits> {
+    let mut limits = berth_image::UnpackLimits::default();
+    let number = |key: &str| -> Result<Option<u64>> {
+        file.get(key)
+            .map(|v| {
+                v.as_u64()
+                    .with_context(|| format!("{key} must be a non-negative integer, not {v}"))
+            })
+            .transpose()
+    };
+    if let Some(size) = number("berth-max-layer-size")? {
+        if size == 0 {
+            bail!("berth-max-layer-size must be more than 0");
+        }
+        limits.max_size = size;
+    }
+    if let Some(ratio) = number("berth-max-layer-ratio")? {
+        limits.max_ratio = (ratio > 0).then_some(ratio);
+    }
+    Ok(limits)
 }
 
 /// `base=10.10.0.0/16,size=24`.
@@ -611,6 +656,7 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
     let images = Arc::new(
         berth_image::ImageStore::open(&config.data_root).context("opening the image store")?,
     );
+    images.set_unpack_limits(config.unpack_limits);
     let events = Arc::new(Events::default());
     let shim_binary = match std::env::var_os("BERTH_SHIM_BINARY") {
         Some(path) => PathBuf::from(path),
@@ -651,7 +697,8 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
     containers.use_volumes(volumes.clone());
     let image_service = Arc::new(
         Images::new(images, events.clone(), containers.clone())
-            .with_registry_options(config.registry.clone()),
+            .with_registry_options(config.registry.clone())
+            .with_push_compression(config.push_compression),
     );
     build.use_images(image_service.clone());
     runtime.block_on(async {
@@ -871,6 +918,44 @@ mod tests {
             err.to_string()
                 .contains("both as a flag and in the configuration file: data-root")
         );
+    }
+
+    #[test]
+    fn layer_limits_of_the_config_file() {
+        let parse = |text: &str| {
+            let file: Map<String, Value> = serde_json::from_str(text).expect("json");
+            unpack_limits(&file)
+        };
+        let limits =
+            parse(r#"{"berth-max-layer-size":1048576,"berth-max-layer-ratio":0}"#).expect("limits");
+        assert_eq!(limits.max_size, 1 << 20);
+        assert_eq!(limits.max_ratio, None);
+        let limits = parse(r#"{"berth-max-layer-ratio":50}"#).expect("limits");
+        let file: Map<String, Value> =
+            serde_json::from_str(r#"{"berth-push-chunk-size":65536}"#).expect("json");
+        assert_eq!(
+            registry_options(&file).expect("options").push_chunk_size,
+            65536
+        );
+        for bad in [
+            r#"{"berth-push-chunk-size":10}"#,
+            r#"{"berth-push-chunk-size":"1M"}"#,
+        ] {
+            let file: Map<String, Value> = serde_json::from_str(bad).expect("json");
+            assert!(registry_options(&file).is_err(), "{bad}");
+        }
+        assert_eq!(limits.max_ratio, Some(50));
+        assert_eq!(
+            limits.max_size,
+            berth_image::UnpackLimits::default().max_size
+        );
+        for bad in [
+            r#"{"berth-max-layer-size":0}"#,
+            r#"{"berth-max-layer-size":"1G"}"#,
+            r#"{"berth-max-layer-ratio":-1}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -278,6 +278,10 @@ fn push_rmi_pull_run_through_berth_registry() {
         out.contains(&format!("Status: Downloaded newer image for {tagged}")),
         "{out}"
     );
+    assert!(
+        env.daemon.log().contains("unpacked while it downloaded"),
+        "the layer was not unpacked as it arrived"
+    );
     assert_eq!(out.lines().last(), Some(tagged.as_str()), "{out}");
     assert_eq!(
         env.ids(),
@@ -307,6 +311,30 @@ fn push_rmi_pull_run_through_berth_registry() {
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
     assert_eq!(env.ids(), vec![id.clone()]);
     env.ok(&["rmi", &by_digest]);
+    assert!(env.ids().is_empty());
+
+    // The raw stream: per layer, dockerd's order of messages, "Extracting" included.
+    let response = env.daemon.http(&format!(
+        "POST /v1.41/images/create?fromImage={name}&tag=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    ));
+    assert_eq!(response.status, 200, "{}", response.body);
+    let statuses: Vec<String> = response
+        .body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["id"].as_str().is_some_and(|i| i.len() == 12))
+        .filter_map(|m| m["status"].as_str().map(str::to_owned))
+        .collect();
+    let at = |s: &str| {
+        statuses
+            .iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("no {s:?} in {statuses:?}"))
+    };
+    assert!(at("Pulling fs layer") < at("Downloading"), "{statuses:?}");
+    assert!(at("Download complete") < at("Extracting"), "{statuses:?}");
+    assert!(at("Extracting") < at("Pull complete"), "{statuses:?}");
+    env.ok(&["rmi", &tagged]);
     assert!(env.ids().is_empty());
 
     // `docker run` of a missing image pulls it first.
@@ -924,4 +952,215 @@ fn login_push_pull_against_a_token_auth_registry() {
     env.ok(&["rmi", "busybox", &tagged]);
     env.ok(&["pull", &tagged]);
     assert_eq!(env.ids(), vec![id]);
+}
+
+/// The snapshot directories of a daemon's snapshotter (image layers and unpacks in
+/// progress alike).
+fn snapshot_dirs(env: &Env) -> usize {
+    std::fs::read_dir(env.daemon.data_root.join("snapshotter/snapshots"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_gzip_bomb_layer_is_refused_and_leaves_no_layer_behind() {
+    if !usable() {
+        return;
+    }
+    let registry = RegistryProcess::start(&[]);
+    let dir = tempfile::Builder::new()
+        .prefix("berth-d")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    // A low ratio, so a small bomb trips it: the push gzips 24 MiB of zeros to ~24 kB.
+    std::fs::write(
+        dir.path().join("daemon.json"),
+        r#"{"berth-max-layer-ratio": 100}"#,
+    )
+    .expect("config file");
+    let env = Env {
+        daemon: Daemon::start_in(dir, &[]),
+    };
+    let root = env.dir().join("zero-root");
+    std::fs::create_dir_all(&root).expect("dir");
+    let zeros = std::fs::File::create(root.join("zeros")).expect("file");
+    zeros.set_len(24 << 20).expect("sparse file");
+    drop(zeros);
+    let tar = env.dir().join("zeros.tar");
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .expect("tar");
+    assert!(out.status.success(), "tar: {}", text(&out.stderr));
+    // An import reads a plain tar (ratio 1): it is not a bomb there.
+    env.ok(&["import", &tar.display().to_string(), "zeros:1"]);
+    let name = format!("{}/bomb/zeros:1", registry.addr);
+    env.ok(&["tag", "zeros:1", &name]);
+    let out = env.ok(&["push", &name]);
+    assert!(out.contains(": Pushed"), "{out}");
+    env.ok(&["rmi", "zeros:1", &name]);
+    assert!(env.ids().is_empty());
+    assert_eq!(snapshot_dirs(&env), 0, "rmi left layers behind");
+
+    let err = env.fails(&["pull", &name]);
+    assert!(
+        err.contains("layer expands more than 100 times its compressed size"),
+        "{err}"
+    );
+    assert!(
+        env.ids().is_empty(),
+        "a bomb was registered: {:?}",
+        env.ids()
+    );
+    assert_eq!(snapshot_dirs(&env), 0, "the refused layer's files stayed");
+    // Nor its blobs: only the local image's own blobs (config, plain and gzip layer)
+    // were stored before, and rmi removed them.
+    let blobs = std::fs::read_dir(env.daemon.data_root.join("content/blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "the refused image's blobs stayed");
+}
+
+/// `berth <args>` (the berth client) against the test daemon.
+fn berth_client(env: &Env, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("-H")
+        .arg(format!("unix://{}", env.daemon.socket.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("berth client");
+    assert!(
+        out.status.success(),
+        "berth {args:?} failed: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The media types of the manifest and of its first layer, through skopeo when present.
+fn manifest_types(reference: &str) -> Option<(String, String)> {
+    let raw = skopeo_optional(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ])?;
+    let manifest: serde_json::Value = serde_json::from_str(&raw).expect("manifest json");
+    Some((
+        manifest["mediaType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        manifest["layers"][0]["mediaType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    ))
+}
+
+#[test]
+fn chunked_and_zstd_pushes_to_berth_and_distribution_registries() {
+    if !usable() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("berth-d")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    // Small chunks, so that even busybox's layer takes several PATCHes.
+    std::fs::write(
+        dir.path().join("daemon.json"),
+        r#"{"berth-push-chunk-size": 262144}"#,
+    )
+    .expect("config file");
+    let env = Env {
+        daemon: Daemon::start_in(dir, &[]),
+    };
+    let id = env.import_busybox("busybox:latest");
+    // `docker load` keeps the layer uncompressed: a push compresses it as asked.
+    let archive = env.dir().join("saved.tar");
+    env.ok(&["save", "-o", &archive.display().to_string(), "busybox"]);
+    env.ok(&["rmi", "busybox"]);
+    env.ok(&["load", "-i", &archive.display().to_string()]);
+
+    let berth_registry = RegistryProcess::start(&[]);
+    let distribution = RegistryProcess::start_distribution();
+    let mut registries = vec![&berth_registry];
+    registries.extend(distribution.as_ref());
+    let mut pushed = Vec::new();
+    for registry in registries {
+        // gzip (dockerd's) through the docker CLI, zstd through `berth push --compression`.
+        let gzip = format!("{}/chunked/gzip:1", registry.addr);
+        env.ok(&["tag", "busybox", &gzip]);
+        let out = env.ok(&["push", &gzip]);
+        assert!(out.contains(": Pushed"), "{out}");
+        let zstd = format!("{}/chunked/zstd:1", registry.addr);
+        env.ok(&["tag", "busybox", &zstd]);
+        let out = berth_client(&env, &["push", "--compression", "zstd", &zstd]);
+        assert!(out.contains(": Pushed"), "{out}");
+        if let Some(types) = manifest_types(&zstd) {
+            assert_eq!(
+                types,
+                (
+                    "application/vnd.oci.image.manifest.v1+json".to_owned(),
+                    "application/vnd.oci.image.layer.v1.tar+zstd".to_owned()
+                )
+            );
+        }
+        if let Some(types) = manifest_types(&gzip) {
+            assert_eq!(
+                types.1, "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "{types:?}"
+            );
+        }
+        pushed.extend([gzip, zstd]);
+    }
+    let log = env.daemon.log();
+    let chunked = log
+        .lines()
+        .filter_map(|l| l.split("uploaded in ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<u32>().ok())
+        .filter(|n| *n > 1)
+        .count();
+    assert!(
+        chunked >= 2,
+        "layers were not uploaded in several chunks:\n{}",
+        tail(&log)
+    );
+    let err = berth_client_fails(&env, &["push", "--compression", "lz4", &pushed[0]]);
+    assert!(err.contains("invalid compression"), "{err}");
+
+    // Every variant pulls back to the same image, and runs.
+    for name in &pushed {
+        let images = env.ok(&["images", "-q"]);
+        for short in images.split_whitespace() {
+            env.ok(&["rmi", "-f", short]);
+        }
+        assert!(env.ids().is_empty());
+        env.ok(&["pull", name]);
+        assert_eq!(env.ids(), vec![id.clone()], "{name}");
+        assert_eq!(
+            env.ok(&["run", "--rm", name, "echo", "ok"]),
+            "ok\n",
+            "{name}"
+        );
+    }
+}
+
+fn berth_client_fails(env: &Env, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("-H")
+        .arg(format!("unix://{}", env.daemon.socket.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("berth client");
+    assert!(!out.status.success(), "berth {args:?} succeeded");
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use berth_errdefs::{CategorizedError, Category};
 pub use berth_image::{
     ContainerConfig, DeleteItem, HistoryItem, ImageInspect, ImageStore, ImageSummary,
-    ImportOptions, ListOptions, LoadedImage, PruneReport,
+    ImportOptions, ListOptions, LoadedImage, PruneReport, PushCompression,
 };
 use berth_reference::{Filters, ImageId, Reference};
 
@@ -33,6 +33,7 @@ pub struct Images {
     events: Arc<Events>,
     containers: Arc<Containers>,
     registry: RegistryOptions,
+    push_compression: PushCompression,
 }
 
 /// A blocking reader the caller hands over to the service.
@@ -58,7 +59,14 @@ impl Images {
             events,
             containers,
             registry: RegistryOptions::default(),
+            push_compression: PushCompression::default(),
         }
+    }
+
+    /// How pushes compress layers stored uncompressed when the request does not say.
+    pub fn with_push_compression(mut self, compression: PushCompression) -> Self {
+        self.push_compression = compression;
+        self
     }
 
     /// How pulls and pushes reach registries (insecure registries, concurrency, CAs).

@@ -7,7 +7,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 
 use berth_content::Writer;
 use berth_reference::Digest;
-use berth_snapshot::{ApplyOptions, SnapshotError, apply_layer};
+use berth_snapshot::{SnapshotError, apply_layer};
 
 use crate::config::chain_ids;
 use crate::error::{ImageError, Result};
@@ -133,14 +133,14 @@ impl ImageStore {
             let plain =
                 decompress(input).map_err(|e| ImageError::archive(format!("read tarball: {e}")))?;
             let mut tee = TeeReader { inner: plain, sink };
-            let stats = apply_layer(&mut tee, &fs_dir, &ApplyOptions::default())?;
+            let stats = apply_layer(&mut tee, &fs_dir, &self.apply_options())?;
             (tee.sink, stats)
         } else {
             let mut tee = TeeReader {
                 inner: input,
                 sink: Sink::Plain(buffered),
             };
-            let stats = apply_layer(&mut tee, &fs_dir, &ApplyOptions::default())?;
+            let stats = apply_layer(&mut tee, &fs_dir, &self.apply_options())?;
             (tee.sink, stats)
         };
         let diff_id = from_content(&stats.diff_id)?;
@@ -174,7 +174,7 @@ impl ImageStore {
 
     /// Commits the unpacked snapshot `key` as the layer `record`, unless another writer got
     /// there first.
-    fn commit_layer(&self, key: &str, record: LayerRecord) -> Result<Added> {
+    pub(crate) fn commit_layer(&self, key: &str, record: LayerRecord) -> Result<Added> {
         let mut st = self.lock();
         if let Some(existing) = st.layers.get(&record.chain_id) {
             let _ = self.snapshots.remove(key);
@@ -183,7 +183,11 @@ impl ImageStore {
                 created: false,
             });
         }
-        match self.snapshots.commit(record.chain_id.as_str(), key) {
+        let parent = record.parent.as_ref().map(Digest::as_str);
+        match self
+            .snapshots
+            .commit_onto(record.chain_id.as_str(), key, parent)
+        {
             // Committed by a run that crashed before writing the record: the files were
             // verified before that commit, so the record is all that is missing.
             Err(SnapshotError::AlreadyExists(_)) => {

@@ -62,13 +62,13 @@ pub use config::{
 pub use error::{ImageError, Result};
 pub use import::{ImportOptions, host_arch};
 pub use load::LoadedImage;
-pub use pulled::{Distribution, DistributionLayer};
+pub use pulled::{Distribution, DistributionLayer, PushCompression, Unpacked};
 pub use query::{
     GraphDriver, HistoryItem, ImageInspect, ImageSummary, ListOptions, Metadata, RootFsInfo,
 };
 pub use remove::{DeleteItem, ImageUse, InUse, PruneReport};
 pub use repair::RepairReport;
-pub use store::{ImageStore, MAX_JSON_SIZE};
+pub use store::{ImageStore, MAX_JSON_SIZE, UnpackLimits};
 pub use usage::DiskUsage;
 
 #[cfg(test)]

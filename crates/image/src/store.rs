@@ -40,6 +40,28 @@ pub struct ImageStore {
     pub(crate) content: ContentStore,
     pub(crate) snapshots: Arc<Snapshotter>,
     state: Mutex<State>,
+    limits: Mutex<UnpackLimits>,
+}
+
+/// Bounds on what one layer may expand to when unpacked (gzip and zstd bombs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Most uncompressed bytes of one layer.
+    pub max_size: u64,
+    /// Most uncompressed bytes per compressed byte (judged past the first 16 MiB), `None`
+    /// for no ratio check.
+    pub max_ratio: Option<u64>,
+}
+
+impl Default for UnpackLimits {
+    /// 64 GiB, and 2048:1: gzip cannot exceed about 1032:1, so only zstd (or plain tars,
+    /// which have no ratio) reach the ratio, and a real layer of that ratio is all zeros.
+    fn default() -> Self {
+        UnpackLimits {
+            max_size: 64 << 30,
+            max_ratio: Some(2048),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -120,6 +142,7 @@ impl ImageStore {
                 layers,
                 tags,
             }),
+            limits: Mutex::new(UnpackLimits::default()),
         };
         let images = store.load_images()?;
         store.lock().images = images;
@@ -129,6 +152,21 @@ impl ImageStore {
     /// The snapshotter holding image layers; the engine prepares container snapshots on it.
     pub fn snapshotter(&self) -> &Arc<Snapshotter> {
         &self.snapshots
+    }
+
+    /// Sets how far a layer may expand when unpacked (loads, imports and pulls).
+    pub fn set_unpack_limits(&self, limits: UnpackLimits) {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    /// The options every layer is unpacked with.
+    pub(crate) fn apply_options(&self) -> berth_snapshot::ApplyOptions {
+        let limits = *self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        berth_snapshot::ApplyOptions {
+            max_size: limits.max_size,
+            max_ratio: limits.max_ratio,
+            ..berth_snapshot::ApplyOptions::default()
+        }
     }
 
     /// The content store holding configs and layer blobs.

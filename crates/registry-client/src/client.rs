@@ -13,12 +13,14 @@ use berth_reference::{Digest, Reference};
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::auth::Credentials;
 use crate::error::{ClientError, Result};
 use crate::http::{Repo, api_host, is_loopback, read_limited};
 use crate::manifest::{self, Descriptor, Parsed, Platform};
+use crate::tap::{LayerTap, TapChunk};
+use tokio::sync::mpsc::Sender;
 
 /// Docker's limit for a manifest body (distribution's `maxManifestBodySize`).
 pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
@@ -45,7 +47,13 @@ pub struct Options {
     pub certs_dir: Option<PathBuf>,
     /// dockerd's `registry-mirrors`: base URLs tried, in order, for Docker Hub images.
     pub registry_mirrors: Vec<String>,
+    /// Blobs larger than this are pushed in `PATCH` chunks of this size (with
+    /// `Content-Range`) instead of one `PUT`; a registry's `OCI-Chunk-Min-Length` raises it.
+    pub push_chunk_size: u64,
 }
+
+/// Default [`Options::push_chunk_size`]: one request for all but very large layers.
+pub const DEFAULT_PUSH_CHUNK_SIZE: u64 = 512 << 20;
 
 impl Default for Options {
     fn default() -> Self {
@@ -55,6 +63,7 @@ impl Default for Options {
             max_concurrent_uploads: 5,
             certs_dir: None,
             registry_mirrors: Vec::new(),
+            push_chunk_size: DEFAULT_PUSH_CHUNK_SIZE,
         }
     }
 }
@@ -219,6 +228,20 @@ impl Client {
         store: &ContentStore,
         progress: ProgressFn<'_>,
     ) -> Result<Pulled> {
+        self.pull_with_tap(reference, platform, creds, store, progress, None)
+            .await
+    }
+
+    /// [`Client::pull`], handing each layer downloaded from its first byte to `tap` too.
+    pub async fn pull_with_tap(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+        creds: Option<Credentials>,
+        store: &ContentStore,
+        progress: ProgressFn<'_>,
+        tap: Option<&dyn LayerTap>,
+    ) -> Result<Pulled> {
         let (repo, (config, layers, digest)) = self
             .resolve_with_mirrors(reference, platform, creds)
             .await?;
@@ -229,7 +252,8 @@ impl Client {
             });
         }
         progress(Progress::Resolved);
-        self.fetch_blob(&repo, &config, store, &|_| {}).await?;
+        self.fetch_blob(&repo, &config, store, &|_| {}, None)
+            .await?;
         // Owned items: a closure taking `&Descriptor` makes the future not `Send` for
         // every lifetime (rust-lang/rust#102211).
         let repo = &repo;
@@ -240,7 +264,7 @@ impl Client {
                 return Ok(());
             }
             progress(Progress::Waiting { id });
-            self.fetch_blob(repo, &layer, store, progress).await
+            self.fetch_blob(repo, &layer, store, progress, tap).await
         });
         let results: Vec<Result<()>> = futures_util::stream::iter(fetches)
             .buffered(self.options.max_concurrent_downloads.max(1))
@@ -380,6 +404,7 @@ impl Client {
         desc: &Descriptor,
         store: &ContentStore,
         progress: ProgressFn<'_>,
+        tap: Option<&dyn LayerTap>,
     ) -> Result<()> {
         let digest = to_content(&desc.digest)?;
         let id = short(&desc.digest);
@@ -387,6 +412,10 @@ impl Client {
             progress(Progress::DownloadComplete { id });
             return Ok(());
         };
+        // A resumed ingest's first bytes were never seen by a tap.
+        let mut tap = tap
+            .filter(|_| writer.offset() == 0)
+            .and_then(|t| t.open(desc));
         let url = repo.url(&format!("blobs/{}", desc.digest));
         if writer.offset() > 0 {
             tracing::info!(
@@ -399,7 +428,7 @@ impl Client {
         while writer.offset() < desc.size && attempts < BLOB_ATTEMPTS {
             attempts += 1;
             match self
-                .download(repo, &url, &mut writer, desc.size, &id, progress)
+                .download(repo, &url, &mut writer, &mut tap, desc.size, &id, progress)
                 .await
             {
                 Ok(()) => {}
@@ -431,7 +460,13 @@ impl Client {
             }
             Err(e) => return Err(e.into()),
         }
+        // Before the tap's end, so that what the tap reports after it (extraction) comes
+        // after "Download complete".
         progress(Progress::DownloadComplete { id });
+        if let Some(tap) = tap {
+            // A tap gone already has nothing to be told.
+            let _ = tap.send(TapChunk::End).await;
+        }
         Ok(())
     }
 
@@ -459,12 +494,14 @@ impl Client {
         }
     }
 
-    /// One GET of a blob from the writer's offset on.
+    /// One GET of a blob from the writer's offset on; `tap` gets the same bytes.
+    #[allow(clippy::too_many_arguments)]
     async fn download(
         &self,
         repo: &Repo<'_>,
         url: &str,
         writer: &mut berth_content::Writer,
+        tap: &mut Option<Sender<TapChunk>>,
         total: u64,
         id: &str,
         progress: ProgressFn<'_>,
@@ -484,7 +521,11 @@ impl Client {
         match response.status() {
             StatusCode::PARTIAL_CONTENT if range_start(&response) == Some(offset) => {}
             StatusCode::OK => {
-                // The server ignored the Range: start over.
+                // The server ignored the Range: start over, without the tap, which has
+                // the first bytes already.
+                if offset > 0 {
+                    *tap = None;
+                }
                 writer.reset().map_err(|e| Interrupted::Fatal(e.into()))?;
             }
             s if s.is_server_error() => return Err(Interrupted::Retry(format!("status {s}"))),
@@ -512,6 +553,12 @@ impl Client {
                     source: e,
                 })
             })?;
+            if let Some(tx) = tap.as_ref()
+                && tx.send(TapChunk::Data(chunk)).await.is_err()
+            {
+                // The consumer gave up (it failed); the download goes on without it.
+                *tap = None;
+            }
             if last_report.elapsed() > Duration::from_millis(100) || writer.offset() == total {
                 last_report = Instant::now();
                 progress(Progress::Downloading {
@@ -622,7 +669,13 @@ impl Client {
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| ClientError::AuthProtocol(format!("POST {start}: no Location")))?;
-        let put_url = upload_url(&repo.base, location, &desc.digest)?;
+        let min_chunk = response
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let location = location.to_owned();
         let path = store.blob_path(&to_content(&desc.digest)?);
         progress(Progress::Pushing {
             id: id.to_owned(),
@@ -630,28 +683,26 @@ impl Client {
             total: desc.size,
         });
         let sent = Arc::new(AtomicU64::new(0));
-        // A fresh body per attempt: `send` may need to repeat the request after a 401.
-        let upload = repo.send("PUT", &put_url, |h| {
-            sent.store(0, Ordering::Relaxed);
-            h.put(&put_url)
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .header(CONTENT_LENGTH, desc.size)
-                .body(file_body(path.clone(), sent.clone()))
-        });
+        let chunk = self.options.push_chunk_size.max(min_chunk).max(1);
+        let upload = async {
+            if desc.size > chunk {
+                self.upload_chunks(repo, &location, desc, &path, chunk, &sent)
+                    .await
+            } else {
+                self.upload_whole(repo, &location, desc, &path, &sent).await
+            }
+        };
         tokio::pin!(upload);
         let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let response = loop {
+        loop {
             tokio::select! {
-                response = &mut upload => break response?,
+                done = &mut upload => break done?,
                 _ = tick.tick() => progress(Progress::Pushing {
                     id: id.to_owned(),
                     current: sent.load(Ordering::Relaxed),
                     total: desc.size,
                 }),
             }
-        };
-        if response.status() != StatusCode::CREATED {
-            return Err(repo.status_error("PUT", &put_url, response).await);
         }
         progress(Progress::Pushing {
             id: id.to_owned(),
@@ -659,6 +710,84 @@ impl Client {
             total: desc.size,
         });
         progress(Progress::Pushed { id: id.to_owned() });
+        Ok(())
+    }
+
+    /// A monolithic upload: one `PUT ?digest=` with the whole blob.
+    async fn upload_whole(
+        &self,
+        repo: &Repo<'_>,
+        location: &str,
+        desc: &Descriptor,
+        path: &Path,
+        sent: &Arc<AtomicU64>,
+    ) -> Result<()> {
+        let put_url = upload_url(&repo.base, location, &desc.digest)?;
+        // A fresh body per attempt: `send` may need to repeat the request after a 401.
+        let response = repo
+            .send("PUT", &put_url, |h| {
+                sent.store(0, Ordering::Relaxed);
+                h.put(&put_url)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, desc.size)
+                    .body(file_body(path.to_owned(), 0, desc.size, sent.clone()))
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(repo.status_error("PUT", &put_url, response).await);
+        }
+        Ok(())
+    }
+
+    /// A chunked upload: `PATCH`es of `chunk` bytes with `Content-Range`, each to the
+    /// `Location` the previous answer gave, then an empty `PUT ?digest=`.
+    async fn upload_chunks(
+        &self,
+        repo: &Repo<'_>,
+        location: &str,
+        desc: &Descriptor,
+        path: &Path,
+        chunk: u64,
+        sent: &Arc<AtomicU64>,
+    ) -> Result<()> {
+        let mut location = location.to_owned();
+        let mut offset = 0;
+        let mut chunks = 0u64;
+        while offset < desc.size {
+            let len = chunk.min(desc.size - offset);
+            let url = absolute_url(&repo.base, &location)?;
+            let response = repo
+                .send("PATCH", &url, |h| {
+                    sent.store(offset, Ordering::Relaxed);
+                    h.patch(&url)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_RANGE, format!("{offset}-{}", offset + len - 1))
+                        .header(CONTENT_LENGTH, len)
+                        .body(file_body(path.to_owned(), offset, len, sent.clone()))
+                })
+                .await?;
+            if response.status() != StatusCode::ACCEPTED {
+                return Err(repo.status_error("PATCH", &url, response).await);
+            }
+            location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| ClientError::AuthProtocol(format!("PATCH {url}: no Location")))?
+                .to_owned();
+            offset += len;
+            chunks += 1;
+        }
+        let put_url = upload_url(&repo.base, &location, &desc.digest)?;
+        let response = repo
+            .send("PUT", &put_url, |h| {
+                h.put(&put_url).header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(repo.status_error("PUT", &put_url, response).await);
+        }
+        tracing::debug!("blob {}: uploaded in {chunks} chunks", desc.digest);
         Ok(())
     }
 
@@ -822,23 +951,37 @@ fn parse_range_start(value: &str) -> Option<u64> {
     range.split('-').next()?.trim().parse().ok()
 }
 
-/// The file at `path` streamed as a request body in 1 MiB chunks, counting into `sent`:
-/// a layer is never held in memory whole.
-fn file_body(path: PathBuf, sent: Arc<AtomicU64>) -> reqwest::Body {
+/// `len` bytes of the file at `path` from `start` on, streamed as a request body in 1 MiB
+/// chunks, counting into `sent`: a layer is never held in memory whole.
+fn file_body(path: PathBuf, start: u64, len: u64, sent: Arc<AtomicU64>) -> reqwest::Body {
     let chunks = futures_util::stream::try_unfold(
-        (path, None::<tokio::fs::File>),
-        |(path, file)| async move {
-            let mut file = match file {
-                Some(f) => f,
-                None => tokio::fs::File::open(&path).await?,
-            };
-            let mut buf = vec![0u8; 1 << 20];
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
+        (path, None::<tokio::fs::File>, len),
+        move |(path, file, left)| async move {
+            if left == 0 {
                 return Ok::<_, std::io::Error>(None);
             }
+            let mut file = match file {
+                Some(f) => f,
+                None => {
+                    let mut f = tokio::fs::File::open(&path).await?;
+                    f.seek(std::io::SeekFrom::Start(start)).await?;
+                    f
+                }
+            };
+            let want = usize::try_from(left.min(1 << 20)).unwrap_or(1 << 20);
+            let mut buf = vec![0u8; want];
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{} is shorter than expected", path.display()),
+                ));
+            }
             buf.truncate(n);
-            Ok(Some((bytes::Bytes::from(buf), (path, Some(file)))))
+            Ok(Some((
+                bytes::Bytes::from(buf),
+                (path, Some(file), left - n as u64),
+            )))
         },
     );
     reqwest::Body::wrap_stream(chunks.map_ok(move |chunk| {
@@ -847,18 +990,23 @@ fn file_body(path: PathBuf, sent: Arc<AtomicU64>) -> reqwest::Body {
     }))
 }
 
+/// A `Location` (absolute or relative to the registry) as an absolute URL.
+fn absolute_url(base: &str, location: &str) -> Result<String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        Ok(location.to_owned())
+    } else if location.starts_with('/') {
+        Ok(format!("{base}{location}"))
+    } else {
+        Err(ClientError::AuthProtocol(format!(
+            "upload location {location:?} is not a URL or absolute path"
+        )))
+    }
+}
+
 /// The upload URL of a `Location` (absolute or relative to the registry) with
 /// `digest=<d>` added to its query.
 fn upload_url(base: &str, location: &str, digest: &Digest) -> Result<String> {
-    let absolute = if location.starts_with("http://") || location.starts_with("https://") {
-        location.to_owned()
-    } else if location.starts_with('/') {
-        format!("{base}{location}")
-    } else {
-        return Err(ClientError::AuthProtocol(format!(
-            "upload location {location:?} is not a URL or absolute path"
-        )));
-    };
+    let absolute = absolute_url(base, location)?;
     let sep = if absolute.contains('?') { '&' } else { '?' };
     Ok(format!("{absolute}{sep}digest={digest}"))
 }

@@ -9,8 +9,10 @@
 //! - Pull ([`Client::pull`]): layers fetched in parallel (default 3), each streamed into a
 //!   resumable ingest of the content store named after its digest, resumed with `Range`
 //!   after a dropped connection, shared with a concurrent pull of the same blob, and only
-//!   visible once its digest checked out.
-//! - Push ([`Client::push`]): `HEAD` to skip blobs the registry has, monolithic uploads,
+//!   visible once its digest checked out. A [`LayerTap`] gets each layer's bytes as they
+//!   arrive (to unpack while downloading), and their end only once the digest matched.
+//! - Push ([`Client::push`]): `HEAD` to skip blobs the registry has, monolithic uploads
+//!   (chunked `PATCH`es with `Content-Range` for blobs over [`Options::push_chunk_size`]),
 //!   the manifest `PUT` in Docker's byte-exact serialisation.
 //! - Login ([`Client::login`]).
 //!
@@ -25,11 +27,14 @@ mod client;
 mod error;
 mod http;
 pub mod manifest;
+mod tap;
 
 pub use auth::{Challenge, Credentials};
 pub use client::{
-    Client, MAX_MANIFEST_SIZE, Options, Progress, ProgressFn, Pulled, PushImage, Pushed,
+    Client, DEFAULT_PUSH_CHUNK_SIZE, MAX_MANIFEST_SIZE, Options, Progress, ProgressFn, Pulled,
+    PushImage, Pushed,
 };
 pub use error::{ClientError, Result};
 pub use http::{api_host, is_loopback};
 pub use manifest::{Descriptor, Platform};
+pub use tap::{LayerTap, TAP_CHUNKS, TapChunk, TapReader};

@@ -248,9 +248,33 @@ impl Snapshotter {
     /// where they are). Its work directory is emptied: a committed snapshot is only ever a
     /// lower directory.
     pub fn commit(&self, name: &str, key: &str) -> Result<()> {
+        self.commit_inner(name, key, None)
+    }
+
+    /// [`Snapshotter::commit`], also setting the committed snapshot's parent to `parent`
+    /// (which must be committed). A layer can then be unpacked into a parentless snapshot
+    /// while its parent is still unpacking: only mounts look at parents.
+    pub fn commit_onto(&self, name: &str, key: &str, parent: Option<&str>) -> Result<()> {
+        self.commit_inner(name, key, Some(parent))
+    }
+
+    fn commit_inner(&self, name: &str, key: &str, parent: Option<Option<&str>>) -> Result<()> {
         check_key(name)?;
         let mut st = self.lock();
-        let info = get(&st, key)?.clone();
+        let mut info = get(&st, key)?.clone();
+        if let Some(parent) = parent {
+            if let Some(p) = parent {
+                let pinfo = get(&st, p)?;
+                if pinfo.kind != Kind::Committed {
+                    return Err(SnapshotError::WrongKind {
+                        key: p.to_owned(),
+                        kind: pinfo.kind,
+                        reason: "a parent must be committed",
+                    });
+                }
+            }
+            info.parent = parent.map(str::to_owned);
+        }
         if info.kind != Kind::Active {
             return Err(SnapshotError::WrongKind {
                 key: key.to_owned(),

@@ -423,3 +423,52 @@ fn diff_round_trip() {
     assert_eq!(diff, diff2);
     assert_eq!(stats.diff_id.to_string(), sha256(&diff));
 }
+
+#[test]
+fn layers_unpacked_side_by_side_are_stacked_at_commit() {
+    if !root() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let s = Snapshotter::open(d.path().join("root")).unwrap();
+    // Both layers unpack before either is committed, each without a parent.
+    s.prepare("extract-a", None).unwrap();
+    s.prepare("extract-b", None).unwrap();
+    let lower = Tar::new().file("a", b"lower").file("gone", b"x").finish();
+    let upper = Tar::new()
+        .file("b", b"upper")
+        .file(".wh.gone", b"")
+        .finish();
+    apply_layer(
+        upper.as_slice(),
+        &s.fs_dir("extract-b").unwrap(),
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    apply_layer(
+        lower.as_slice(),
+        &s.fs_dir("extract-a").unwrap(),
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    // A parent must be committed first.
+    assert!(matches!(
+        s.commit_onto("sha256:b", "extract-b", Some("sha256:a")),
+        Err(SnapshotError::NotFound(_))
+    ));
+    s.commit_onto("sha256:a", "extract-a", None).unwrap();
+    s.commit_onto("sha256:b", "extract-b", Some("sha256:a"))
+        .unwrap();
+    assert_eq!(
+        s.stat("sha256:b").unwrap().parent.as_deref(),
+        Some("sha256:a")
+    );
+    let m = s.view("v", Some("sha256:b")).unwrap();
+    let target = d.path().join("mnt");
+    {
+        let _mounted = Mounted::new(&m, &target);
+        assert_eq!(names(&target), ["a", "b"]);
+        assert_eq!(std::fs::read(target.join("a")).unwrap(), b"lower");
+    }
+    s.remove("v").unwrap();
+}

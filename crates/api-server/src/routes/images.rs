@@ -349,6 +349,8 @@ async fn post_named(
             name: name.to_owned(),
             tag: first(&pairs, "tag").unwrap_or_default().to_owned(),
             auth: registry_auth(&req),
+            // berth's own: how to compress layers stored uncompressed.
+            compression: first(&pairs, "compression").unwrap_or_default().to_owned(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         return job_stream(async move { images.push(request, tx).await }, rx).await;

@@ -266,6 +266,9 @@ struct PushArgs {
     /// Push all tags of an image to the repository
     #[arg(short, long)]
     all_tags: bool,
+    /// Compression of layers stored uncompressed: gzip or zstd (default: the daemon's)
+    #[arg(long)]
+    compression: Option<String>,
     /// NAME[:TAG]
     name: String,
 }
@@ -280,10 +283,14 @@ pub async fn push(inv: &Invocation<'_>) -> CliResult {
         reference.tag().unwrap_or("latest").to_owned()
     };
     let path = format!("/images/{}/push", reference.name_only().familiar_name());
+    let mut query = vec![("tag", tag)];
+    if let Some(c) = args.compression {
+        query.push(("compression", c));
+    }
     let body = client
         .post_stream(
             &path,
-            &[("tag", tag)],
+            &query,
             berth_client::empty_body(),
             &[("X-Registry-Auth", NO_AUTH)],
         )

@@ -2,17 +2,22 @@
 //! client moves the blobs, the image store registers them, and the progress comes out as
 //! the JSON messages dockerd streams (the API server only forwards them).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_errdefs::{CategorizedError, Category};
-use berth_image::ImageStore;
+use berth_image::{ImageStore, PushCompression, Unpacked};
 use berth_reference::{Digest, ImageId, Reference};
 use berth_registry_client::manifest::{
     DOCKER_CONFIG, DOCKER_LAYER_GZIP, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
 };
-use berth_registry_client::{Client, Credentials, Descriptor, Platform, Progress, PushImage};
+use berth_registry_client::{
+    Client, Credentials, Descriptor, LayerTap, Platform, Progress, PushImage, TAP_CHUNKS, TapChunk,
+    TapReader,
+};
 use serde_json::{Value, json};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::task::JoinHandle;
 
 use super::{Images, Result, blocking, cat};
 
@@ -38,6 +43,9 @@ pub struct PushRequest {
     pub tag: String,
     /// The raw `X-Registry-Auth` header.
     pub auth: String,
+    /// How layers stored uncompressed are compressed (`gzip`, `zstd`); empty for the
+    /// daemon's default (berth's own `compression` query parameter).
+    pub compression: String,
 }
 
 /// Where progress messages go (one JSON object each).
@@ -239,13 +247,28 @@ impl Images {
             }
         };
         let store = self.store.clone();
+        let unpacker = Unpacker::new(store.clone(), out.clone());
         let pulled = self
             .client()?
-            .pull(&reference, &platform, creds, store.content(), &on_progress)
-            .await
-            .map_err(registry_error)?;
+            .pull_with_tap(
+                &reference,
+                &platform,
+                creds,
+                store.content(),
+                &on_progress,
+                Some(&unpacker),
+            )
+            .await;
+        let unpacked = unpacker.finish().await;
+        let pulled = match pulled {
+            Ok(p) => p,
+            Err(e) => {
+                discard_all(&store, unpacked).await;
+                return Err(registry_error(e));
+            }
+        };
         let previous = store.resolve(&reference.familiar_string()).ok();
-        let id = self.register_pulled(&reference, &pulled).await?;
+        let id = self.register_pulled(&reference, &pulled, unpacked).await?;
         for short in fetched.into_inner().unwrap_or_else(|p| p.into_inner()) {
             send(out, layer_status("Pull complete", &short));
         }
@@ -272,6 +295,7 @@ impl Images {
         self: &Arc<Self>,
         reference: &Reference,
         pulled: &berth_registry_client::Pulled,
+        mut unpacked: HashMap<Digest, Unpacked>,
     ) -> Result<ImageId> {
         let store: Arc<ImageStore> = self.store.clone();
         let reference = reference.clone();
@@ -284,7 +308,11 @@ impl Images {
             } else {
                 vec![reference.clone()]
             };
-            let id = store.register(&config, &layers, &tags).map_err(cat)?;
+            let registered = store.register_unpacked(&config, &layers, &tags, &mut unpacked);
+            for (_, left) in unpacked.drain() {
+                store.discard(left);
+            }
+            let id = registered.map_err(cat)?;
             let by_digest = reference.name_only().with_digest(digest);
             store.add_digest(&by_digest, &id).map_err(cat)?;
             Ok(id)
@@ -305,8 +333,21 @@ impl Images {
             self.local_tags(named).await?
         };
         let creds = credentials(&request.auth)?;
+        let compression = if request.compression.is_empty() {
+            self.push_compression
+        } else {
+            PushCompression::parse(&request.compression).ok_or_else(|| {
+                CategorizedError::new(
+                    Category::InvalidParameter,
+                    format!(
+                        "invalid compression {:?}: must be gzip or zstd",
+                        request.compression
+                    ),
+                )
+            })?
+        };
         for (i, reference) in references.into_iter().enumerate() {
-            self.push_tag(reference, creds.clone(), &out, i == 0)
+            self.push_tag(reference, creds.clone(), &out, i == 0, compression)
                 .await?;
         }
         Ok(())
@@ -351,6 +392,7 @@ impl Images {
         creds: Option<Credentials>,
         out: &Messages,
         first: bool,
+        compression: PushCompression,
     ) -> Result<()> {
         let shown = reference.familiar_string();
         let store = self.store.clone();
@@ -364,7 +406,7 @@ impl Images {
                 e => cat(e),
             };
             let mut dist = store.distribution(&lookup).map_err(missing)?;
-            gzip_plain_layers(&store, &mut dist)?;
+            compress_plain_layers(&store, &mut dist, compression)?;
             let digests = store
                 .inspect(dist.id.as_str())
                 .map(|i| i.repo_digests)
@@ -441,6 +483,78 @@ impl Images {
     }
 }
 
+/// Unpacks each layer as it downloads (the pull's [`LayerTap`]), one blocking task per
+/// layer, each into its own snapshot; the image store commits them once verified.
+struct Unpacker {
+    store: Arc<ImageStore>,
+    out: Messages,
+    jobs: std::sync::Mutex<Vec<(Digest, JoinHandle<berth_image::Result<Unpacked>>)>>,
+}
+
+impl Unpacker {
+    fn new(store: Arc<ImageStore>, out: Messages) -> Self {
+        Unpacker {
+            store,
+            out,
+            jobs: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Waits for every unpack; the layers that unpacked whole, by blob digest. One that
+    /// failed is unpacked again from its stored blob by the registration, which reports
+    /// the error if it was the layer's fault.
+    async fn finish(self) -> HashMap<Digest, Unpacked> {
+        let jobs = std::mem::take(&mut *self.jobs.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut out = HashMap::new();
+        for (blob, job) in jobs {
+            match job.await {
+                Ok(Ok(unpacked)) => {
+                    tracing::debug!("layer {blob} unpacked while it downloaded");
+                    if let Some(twice) = out.insert(blob, unpacked) {
+                        self.store.discard(twice);
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!("unpacking {blob} while pulling: {e}"),
+                Err(e) => tracing::warn!("unpacking {blob} while pulling: {e}"),
+            }
+        }
+        out
+    }
+}
+
+impl LayerTap for Unpacker {
+    fn open(&self, layer: &Descriptor) -> Option<mpsc::Sender<TapChunk>> {
+        let (tx, rx) = mpsc::channel(TAP_CHUNKS);
+        let store = self.store.clone();
+        let out = self.out.clone();
+        let (id, total) = (layer.digest.hex()[..12].to_owned(), layer.size);
+        let job = tokio::task::spawn_blocking(move || {
+            let mut input = std::io::BufReader::with_capacity(1 << 20, TapReader::new(rx));
+            let unpacked = store.unpack_detached(&mut input)?;
+            // The tap ended, so "Download complete" went out: the layer's files are in
+            // place, as dockerd's last "Extracting" says before "Pull complete".
+            send(&out, layer_progress("Extracting", &id, total, total));
+            Ok(unpacked)
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((layer.digest.clone(), job));
+        Some(tx)
+    }
+}
+
+/// Throws away layers unpacked for a pull that failed.
+async fn discard_all(store: &Arc<ImageStore>, unpacked: HashMap<Digest, Unpacked>) {
+    let store = store.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        for (_, u) in unpacked {
+            store.discard(u);
+        }
+    })
+    .await;
+}
+
 /// Descriptors for the stored blobs: Docker's media types for gzip layers (so the manifest
 /// is the one `docker push` makes), OCI's for the others.
 fn push_image(dist: &berth_image::Distribution, mount_from: Vec<String>) -> PushImage {
@@ -476,9 +590,14 @@ fn push_image(dist: &berth_image::Distribution, mount_from: Vec<String>) -> Push
     }
 }
 
-/// Replaces the uncompressed layers (those `docker load` stored as they came) by gzip
-/// copies, as dockerd pushes them; one thread per layer.
-fn gzip_plain_layers(store: &ImageStore, dist: &mut berth_image::Distribution) -> Result<()> {
+/// Replaces the uncompressed layers (those `docker load`, builds and commits stored as
+/// they came) by compressed copies (gzip as dockerd pushes them, or zstd); one thread per
+/// layer.
+fn compress_plain_layers(
+    store: &ImageStore,
+    dist: &mut berth_image::Distribution,
+    kind: PushCompression,
+) -> Result<()> {
     std::thread::scope(|scope| {
         let jobs: Vec<_> = dist
             .layers
@@ -486,10 +605,10 @@ fn gzip_plain_layers(store: &ImageStore, dist: &mut berth_image::Distribution) -
             .filter(|l| l.compression == "none")
             .map(|layer| {
                 scope.spawn(move || -> Result<()> {
-                    let (blob, size) = store.gzip_blob(&layer.blob).map_err(cat)?;
+                    let (blob, size) = store.compress_blob(&layer.blob, kind).map_err(cat)?;
                     layer.blob = blob;
                     layer.size = size;
-                    layer.compression = "gzip".to_owned();
+                    layer.compression = kind.name().to_owned();
                     Ok(())
                 })
             })
