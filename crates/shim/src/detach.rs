@@ -98,7 +98,7 @@ fn become_shim(cfg: Config, ready: OwnedFd) -> i32 {
     };
     let state_dir = cfg.state_dir.clone();
     let created = detach(ready.as_raw_fd()).and_then(|sigfd| {
-        crate::persist::write_atomic(
+        crate::persist::write_volatile(
             &state_dir.join(PID_NAME),
             format!("{}\n", std::process::id()).as_bytes(),
         )?;
