@@ -648,6 +648,7 @@ fn run(config: DaemonConfig) -> Result<()> {
 }
 
 fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
+    limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("berth-daemon")
@@ -658,9 +659,24 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
     );
     images.set_unpack_limits(config.unpack_limits);
     let events = Arc::new(Events::default());
+    // Shims run from a read-only view of our binary (CVE-2019-5736), made once here, so
+    // each `berth shim` skips its own unshare and re-exec; kept until the daemon ends.
+    let mut _readonly_binary = None;
     let shim_binary = match std::env::var_os("BERTH_SHIM_BINARY") {
         Some(path) => PathBuf::from(path),
-        None => std::env::current_exe().context("finding the berth binary for shims")?,
+        None => {
+            let exe = shim_executable()?;
+            match berth_runtime::protect::ReadonlyBinary::open(&exe, &config.exec_root) {
+                Ok(view) => _readonly_binary.insert(view).exec_path(),
+                Err(e) => {
+                    tracing::warn!(
+                        "shims will make their own read-only view of {}: {e}",
+                        exe.display()
+                    );
+                    exe
+                }
+            }
+        }
     };
     let networks = Networks::open(
         NetworksConfig {
@@ -749,6 +765,24 @@ fn serve(config: &DaemonConfig, gid: Option<u32>) -> Result<()> {
         berth_api_server::serve(listeners, backend, shutdown).await?;
         Ok(())
     })
+}
+
+/// `berth-shim` next to our own binary when it is there (a shim of its own is a fraction of
+/// the memory), else our own binary (`berth shim`).
+fn shim_executable() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the berth binary for shims")?;
+    let small = exe.with_file_name("berth-shim");
+    Ok(if small.is_file() { small } else { exe })
+}
+
+/// glibc gives every thread that allocates its own heap arena (up to eight per core), each
+/// keeping freed memory of its own: with the async workers and the blocking pool that is most
+/// of an idle daemon's heap. Two arenas are plenty for a daemon that mostly waits.
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only changes allocator tuning; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// Installs the SIGTERM and SIGINT handlers now; the future resolves on either.

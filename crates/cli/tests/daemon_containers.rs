@@ -322,6 +322,38 @@ fn rm_force_removes_a_running_container() {
     assert_no_shims(env.daemon.dir.path());
 }
 
+/// CVE-2019-5736: the daemon starts shims from a read-only view of its binary, so a write
+/// through a shim's `/proc/<pid>/exe` hits a read-only mount; and the view is detached, so no
+/// mount of it is left anywhere (not even after a SIGKILL of the daemon).
+#[test]
+fn shims_run_from_a_read_only_binary_that_no_mount_table_shows() {
+    if !usable() {
+        return;
+    }
+    let env = Env::new();
+    let id = env.ok(&["run", "-d", "--network", "none", "busybox", "sleep", "60"]);
+    let shims = shims_of(env.daemon.dir.path());
+    assert!(!shims.is_empty(), "no shim found");
+    for pid in shims {
+        let exe = format!("/proc/{pid}/exe");
+        let st = nix::sys::statvfs::statvfs(exe.as_str()).expect("statvfs");
+        assert!(
+            st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+            "{exe} is on a writable mount"
+        );
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!mountinfo.contains(".ro-binary"), "{mountinfo}");
+    let exec_root = env.daemon.dir.path().join("exec");
+    let leftovers: Vec<_> = std::fs::read_dir(&exec_root)
+        .expect("exec root")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".ro-binary"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    env.ok(&["rm", "-f", id.trim()]);
+}
+
 #[test]
 fn containers_survive_a_daemon_killed_with_sigkill() {
     if !usable() {

@@ -173,18 +173,31 @@ fn default_bridge_gives_each_container_an_address_and_a_route_between_them() {
         text(&master.stdout)
     );
     env.ok(&["rm", "-f", a.trim(), b.trim()]);
-    let master = Command::new("ip")
-        .args(["-o", "link", "show", "master", &net.bridge])
-        .output()
-        .expect("ip link");
-    assert_eq!(text(&master.stdout).trim(), "", "veths left on the bridge");
-    // The addresses went back: the allocation file no longer holds them.
+    // The veths are deleted after the answer (and by the kernel with the namespaces).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let master = Command::new("ip")
+            .args(["-o", "link", "show", "master", &net.bridge])
+            .output()
+            .expect("ip link");
+        if text(&master.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "veths left on the bridge: {}",
+            text(&master.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Handed-out addresses are never written down: the state file holds the pools only.
     let ipam: serde_json::Value = serde_json::from_slice(
         &std::fs::read(env.daemon.data_root.join("network/ipam.json")).expect("ipam state"),
     )
     .expect("ipam json");
     for pool in ipam["pools"].as_object().expect("pools").values() {
-        assert_eq!(pool["allocated"], serde_json::json!([]), "{ipam}");
+        assert!(pool.get("subnet").is_some(), "{ipam}");
+        assert!(pool.get("allocated").is_none(), "{ipam}");
     }
 }
 

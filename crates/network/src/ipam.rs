@@ -1,8 +1,11 @@
 //! IPv4 address management: one pool (subnet, gateway, optional ip-range) per network, and the
 //! addresses handed out from it.
 //!
-//! Every change is persisted before it is reported as done (tmp → fsync → rename → fsync dir),
-//! so after a daemon restart an address is never handed out twice. Pools are checked for overlap
+//! Pools are persisted before a change is reported as done (tmp → fsync → rename → fsync dir).
+//! The addresses handed out are not: they live in memory, and the caller re-registers the
+//! addresses its running containers hold (from their own records) after a restart — so
+//! starting and stopping a container costs no file write here, and an address whose owner was
+//! never recorded (the daemon died in between) is not leaked. Pools are checked for overlap
 //! against each other; a pool chosen automatically also avoids the host's routes and docker0's
 //! `172.17.0.0/16`, so berth co-exists with a Docker Engine.
 
@@ -152,10 +155,12 @@ pub struct Pool {
     pub gateway: Ipv4Addr,
     /// Where container addresses come from; the whole subnet when absent.
     pub ip_range: Option<Ipv4Net>,
-    /// Addresses handed out.
+    /// Addresses handed out (in memory only; see the module's documentation).
+    #[serde(skip)]
     pub allocated: BTreeSet<Ipv4Addr>,
     /// The last address handed out: the next search starts after it, so a released address
     /// is not reused at once (a stale peer's ARP cache or conntrack entry would hit the new owner).
+    #[serde(skip)]
     pub last: Option<Ipv4Addr>,
 }
 
@@ -294,18 +299,9 @@ impl Ipam {
                 .ok_or_else(|| IpamError::Exhausted(network.to_owned()))?,
         };
         pool.allocated.insert(ip);
-        let previous_last = pool.last;
         // Only automatic choices move the round-robin cursor; `--ip` is the user's business.
         if requested.is_none() {
             pool.last = Some(ip);
-        }
-        if let Err(e) = self.save() {
-            // Keep memory equal to disk: the caller will not use an address it was not given.
-            if let Some(pool) = self.state.pools.get_mut(network) {
-                pool.allocated.remove(&ip);
-                pool.last = previous_last;
-            }
-            return Err(e);
         }
         Ok(ip)
     }
@@ -313,13 +309,8 @@ impl Ipam {
     /// Returns `ip` to `network`'s pool. Releasing twice is not an error (crash recovery
     /// repeats releases).
     pub fn release(&mut self, network: &str, ip: Ipv4Addr) -> Result<(), IpamError> {
-        let removed = self
-            .state
-            .pools
-            .get_mut(network)
-            .is_some_and(|p| p.allocated.remove(&ip));
-        if removed {
-            self.save()?;
+        if let Some(pool) = self.state.pools.get_mut(network) {
+            pool.allocated.remove(&ip);
         }
         Ok(())
     }
@@ -445,7 +436,7 @@ mod tests {
     }
 
     #[test]
-    fn allocations_survive_reopen_and_are_not_repeated() {
+    fn allocations_are_not_repeated_and_only_pools_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let mut ipam = open(&dir);
         let pool = ipam.create_pool("n1", &req("10.77.0.0/24"), &[]).unwrap();
@@ -456,25 +447,33 @@ mod tests {
             (a, b),
             (Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 0, 3))
         );
-        drop(ipam);
-
-        let mut ipam = open(&dir);
-        let c = ipam.allocate("n1", None).unwrap();
-        assert_eq!(c, Ipv4Addr::new(10, 77, 0, 4));
         assert!(matches!(
             ipam.allocate("n1", Some(a)),
             Err(IpamError::AddressInUse(_))
         ));
         ipam.release("n1", a).unwrap();
         ipam.release("n1", a).unwrap();
-        drop(ipam);
-        let mut ipam = open(&dir);
         // Released, so it can be asked for again — but the round-robin does not hand it out next.
         assert_eq!(
             ipam.allocate("n1", None).unwrap(),
-            Ipv4Addr::new(10, 77, 0, 5)
+            Ipv4Addr::new(10, 77, 0, 4)
         );
         assert_eq!(ipam.allocate("n1", Some(a)).unwrap(), a);
+        let on_disk = std::fs::read_to_string(dir.path().join("ipam.json")).unwrap();
+        drop(ipam);
+
+        // Allocating wrote nothing: the file is what creating the pool left.
+        assert!(!on_disk.contains("10.77.0.2"), "{on_disk}");
+        let mut ipam = open(&dir);
+        assert_eq!(ipam.pool("n1").unwrap().subnet, pool.subnet);
+        assert!(ipam.pool("n1").unwrap().allocated.is_empty());
+        // The owner re-registers what its running containers hold; then it is taken again.
+        assert_eq!(ipam.allocate("n1", Some(b)).unwrap(), b);
+        assert!(matches!(
+            ipam.allocate("n1", Some(b)),
+            Err(IpamError::AddressInUse(_))
+        ));
+        assert_ne!(ipam.allocate("n1", None).unwrap(), b);
     }
 
     #[test]

@@ -83,3 +83,64 @@ fn exec_self(exe: &Path) -> Result<()> {
         exit_code: 1,
     })
 }
+
+/// A read-only view of a binary that sits in no mount table: bind-mounted read-only, opened
+/// (`O_PATH`), then detached at once. Executing [`ReadonlyBinary::exec_path`] runs the binary
+/// from that read-only mount, so a write through the new process's `/proc/<pid>/exe` fails
+/// with EROFS and `berth shim` need not unshare and re-exec itself; and since the mount is
+/// detached, nothing is left mounted when the holder dies, however it dies.
+#[derive(Debug)]
+pub struct ReadonlyBinary {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl ReadonlyBinary {
+    /// Makes the view of `binary`, using a temporary mount point in `scratch_dir`.
+    pub fn open(binary: &Path, scratch_dir: &Path) -> Result<ReadonlyBinary> {
+        let point = scratch_dir.join(format!(".ro-binary-{}", std::process::id()));
+        std::fs::File::create(&point).context(|| format!("create {}", point.display()))?;
+        let result = Self::mount_and_open(binary, &point);
+        let _ = std::fs::remove_file(&point);
+        result
+    }
+
+    fn mount_and_open(binary: &Path, point: &Path) -> Result<ReadonlyBinary> {
+        nix::mount::mount(
+            Some(binary),
+            point,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .context(|| format!("bind {}", binary.display()))?;
+        let opened = nix::mount::mount(
+            None::<&str>,
+            point,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .context(|| format!("remount {} read-only", point.display()))
+        .and_then(|()| {
+            nix::fcntl::open(
+                point,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .context(|| format!("open {}", point.display()))
+        });
+        // The open descriptor keeps the detached mount alive; the mount table forgets it.
+        let detached = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH)
+            .context(|| format!("detach {}", point.display()));
+        let fd = opened?;
+        detached?;
+        Ok(ReadonlyBinary { fd })
+    }
+
+    /// The path to execute (`/proc/self/fd/<n>`): valid in this process and in children
+    /// spawned from it, as long as `self` lives.
+    pub fn exec_path(&self) -> std::path::PathBuf {
+        use std::os::fd::AsRawFd;
+        format!("/proc/self/fd/{}", self.fd.as_raw_fd()).into()
+    }
+}

@@ -98,7 +98,7 @@ fn become_shim(cfg: Config, ready: OwnedFd) -> i32 {
     };
     let state_dir = cfg.state_dir.clone();
     let created = detach(ready.as_raw_fd()).and_then(|sigfd| {
-        crate::persist::write_atomic(
+        crate::persist::write_volatile(
             &state_dir.join(PID_NAME),
             format!("{}\n", std::process::id()).as_bytes(),
         )?;
@@ -118,6 +118,12 @@ fn become_shim(cfg: Config, ready: OwnedFd) -> i32 {
     // The starter may be gone; the container exists and a daemon may connect later.
     let _ = ready.write_all(b"ok\n");
     drop(ready);
+    // Creating the container (spec parsing, seccomp compilation) freed most of what it
+    // allocated; hand those heap pages back, the loop needs few of them.
+    // SAFETY: malloc_trim only releases free memory of the allocator; single-threaded here.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     crate::trim::trim_file_mappings();
     match shim.run() {
         Ok(()) => 0,

@@ -8,8 +8,18 @@ use std::path::Path;
 
 use crate::error::ShimError;
 
-/// Atomically replaces `path` with `data` (mode 0600).
+/// Atomically replaces `path` with `data` (mode 0600), durably.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ShimError> {
+    write_replace(path, data, true)
+}
+
+/// Atomically replaces `path` with `data` (mode 0600) without fsync: for files that describe
+/// a live process (`shim.pid`), which a crash takes with it.
+pub fn write_volatile(path: &Path, data: &[u8]) -> Result<(), ShimError> {
+    write_replace(path, data, false)
+}
+
+fn write_replace(path: &Path, data: &[u8], durable: bool) -> Result<(), ShimError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -24,10 +34,13 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ShimError> {
         .open(&tmp)
         .map_err(|e| ShimError::io("create", &tmp, e))?;
     f.write_all(data)
-        .and_then(|()| f.sync_all())
+        .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
         .map_err(|e| ShimError::io("write", &tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| ShimError::io("rename to", path, e))?;
+    if !durable {
+        return Ok(());
+    }
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| ShimError::io("fsync", dir, e))

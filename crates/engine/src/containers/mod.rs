@@ -973,7 +973,12 @@ impl Containers {
             r.state.finished_at = exit.finished_at.clone();
             r.clone()
         };
-        if let Err(e) = self.save(c) {
+        // A `--rm` container's record is about to go: no durable write for it. Should the
+        // daemon die first, the record still says running and start-up records the exit
+        // from the shim and removes the container then.
+        if !record.host_config.auto_remove
+            && let Err(e) = self.save(c)
+        {
             tracing::warn!("saving {}: {}", c.id, e.message);
         }
         if let Some(v) = self.volumes.get() {
@@ -1714,6 +1719,18 @@ impl Containers {
         }
         for c in containers {
             if !c.rec().state.running {
+                // A shim started just before the daemon died, whose start was never recorded:
+                // its container holds addresses nobody re-registered (allocations live in
+                // memory), so it must not go on running.
+                let state_dir = self.state_dir(&c.id);
+                let live = shim::alive(&state_dir)
+                    && shim::state(&state_dir)
+                        .await
+                        .is_ok_and(|s| s.exit.is_none());
+                if live {
+                    tracing::info!("ending the unrecorded start of {}", c.id);
+                    shim::teardown(&state_dir, &self.runtime_root(), &c.id).await;
+                }
                 let (policy, manual) = {
                     let r = c.rec();
                     (

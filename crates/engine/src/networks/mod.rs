@@ -2,9 +2,11 @@
 //! bridge networks, and connecting a starting container to them (address, veth, published
 //! ports, embedded DNS), undone when it stops.
 //!
-//! Records live in `<data-root>/network/<id>.json`; address allocations in
-//! `<data-root>/network/ipam.json` (the network crate's [`Ipam`]), so no address is handed out
-//! twice across a daemon restart. A container's endpoints are plumbed into the network
+//! Records live in `<data-root>/network/<id>.json`, pools in `<data-root>/network/ipam.json`
+//! (the network crate's [`Ipam`]). The addresses handed out are kept in memory only: at
+//! start-up [`Networks::restore`] re-registers those of running containers from their records,
+//! so no address is handed out twice across a daemon restart, and starting or stopping a
+//! container writes no IPAM file. A container's endpoints are plumbed into the network
 //! namespace of its created-but-not-started init (`/proc/<pid>/ns/net`), so a container never
 //! runs without its network and no namespace file has to be kept anywhere.
 
@@ -288,7 +290,7 @@ impl Networks {
         let mut inner = self.lock();
         for ep in settings.networks.values() {
             if let Ok(ip) = ep.ip_address.parse::<Ipv4Addr>() {
-                // Allocations are persisted: this only matters if the state file was lost.
+                // Allocations live in memory: the records of running containers rebuild them.
                 let _ = inner.ipam.allocate(&ep.network_id, Some(ip));
             }
             inner.link_names(id, ep);
@@ -830,12 +832,26 @@ impl Networks {
     /// Undoes [`Networks::prepare`] and [`Networks::plumb`]: the veths, names, ports and
     /// addresses. Repeatable (a restart may release what a crash left).
     pub async fn release(&self, id: &str, settings: &NetworkSettings) {
-        if let Ok(netlink) = Netlink::connect() {
-            for ep in settings.networks.values() {
-                if let Err(e) = netlink.delete_link(&host_ifname(&ep.endpoint_id)).await {
-                    tracing::debug!("deleting the veth of {id}: {e}");
+        // Deleting a veth waits for the kernel's RCU grace periods (milliseconds each), and
+        // the kernel deletes it anyway once the container's namespace is gone: off the
+        // answer path. The names are unique per endpoint, so nothing waits for them.
+        let veths: Vec<String> = settings
+            .networks
+            .values()
+            .map(|ep| host_ifname(&ep.endpoint_id))
+            .collect();
+        if !veths.is_empty() {
+            let id = id.to_owned();
+            tokio::spawn(async move {
+                let Ok(netlink) = Netlink::connect() else {
+                    return;
+                };
+                for veth in veths {
+                    if let Err(e) = netlink.delete_link(&veth).await {
+                        tracing::debug!("deleting the veth of {id}: {e}");
+                    }
                 }
-            }
+            });
         }
         if !settings.ports.is_empty() {
             let firewall = self.firewall.clone();

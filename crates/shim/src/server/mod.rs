@@ -182,16 +182,17 @@ impl Shim {
         Ok(())
     }
 
-    /// Last best-effort flush of responses (the `shutdown` answer), then the socket goes.
+    /// The socket goes, then a last best-effort flush of responses (the `shutdown` answer):
+    /// whoever reads that answer finds the shim unreachable at once and need not poll for it.
     fn farewell(&mut self) {
+        let _ = std::fs::remove_file(self.state_path(SOCKET_NAME));
+        let _ = std::fs::remove_file(self.state_path(PID_NAME));
         for c in &mut self.conns {
             // The socket is about to close: a blocking send with a short limit is fine now.
             let _ = c.stream.set_nonblocking(false);
             let _ = c.stream.set_write_timeout(Some(Duration::from_millis(200)));
             c.flush();
         }
-        let _ = std::fs::remove_file(self.state_path(SOCKET_NAME));
-        let _ = std::fs::remove_file(self.state_path(PID_NAME));
     }
 
     fn poll_timeout(&self) -> PollTimeout {
