@@ -75,16 +75,6 @@ done
 median() { sort -n | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%d\n", m}'; }
 now_us() { echo $(( $(date +%s%N) / 1000 )); }
 
-# time_it DAEMON N CMD...: median µs of CMD run N times against DAEMON.
-time_it() {
-  local d=$1 n=$2; shift 2
-  for ((i = 0; i < n; i++)); do
-    local t0; t0=$(now_us)
-    DOCKER_HOST=unix://$work/$d.sock "$@" >/dev/null
-    echo $(( $(now_us) - t0 ))
-  done | median
-}
-
 create_start_rm() {
   local id
   id=$(docker create busybox sleep 60)
@@ -105,16 +95,34 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 pss_kib() { awk '/^Pss:/ {s += $2} END {print s + 0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 
 declare -A R
+# time_pair KEY N CMD...: CMD N times against each daemon, alternating run by run so that a
+# change of machine load hits both alike; R[docker,KEY] and R[berth,KEY] get the medians (µs).
+# CMD sees the daemon's name in $BENCH_D.
+time_pair() {
+  local key=$1 n=$2 d t0 i; shift 2
+  : >"$work/t.docker"; : >"$work/t.berth"
+  for ((i = 0; i < n; i++)); do
+    for d in docker berth; do
+      t0=$(now_us)
+      BENCH_D=$d DOCKER_HOST=unix://$work/$d.sock "$@" >/dev/null
+      echo $(( $(now_us) - t0 )) >>"$work/t.$d"
+    done
+  done
+  for d in docker berth; do R[$d,$key]=$(median <"$work/t.$d"); done
+}
+exec_true() { docker exec "$(cat "$BENCH_WORK/cid.$BENCH_D")" true; }
+export -f exec_true
+export BENCH_WORK=$work
 for d in docker berth; do
   DOCKER_HOST=unix://$work/$d.sock docker run --rm busybox true >/dev/null # warm-up
-  R[$d,none]=$(time_it "$d" "$N" docker run --rm --network none busybox true)
-  R[$d,bridge]=$(time_it "$d" "$N" docker run --rm busybox true)
-  R[$d,csr]=$(time_it "$d" "$N" bash -c create_start_rm)
-  cid=$(DOCKER_HOST=unix://$work/$d.sock docker run -d busybox sleep 600)
-  R[$d,exec]=$(time_it "$d" "$N" docker exec "$cid" true)
-  DOCKER_HOST=unix://$work/$d.sock docker rm -f "$cid" >/dev/null
-  R[$d,fifty]=$(time_it "$d" 3 bash -c fifty)
+  DOCKER_HOST=unix://$work/$d.sock docker run -d busybox sleep 600 >"$work/cid.$d"
 done
+time_pair none "$N" docker run --rm --network none busybox true
+time_pair bridge "$N" docker run --rm busybox true
+time_pair csr "$N" bash -c create_start_rm
+time_pair exec "$N" bash -c exec_true
+for d in docker berth; do DOCKER_HOST=unix://$work/$d.sock docker rm -f "$(cat "$work/cid.$d")" >/dev/null; done
+time_pair fifty 3 bash -c fifty
 
 # Port forwarding: 1 GiB from the host through a published port on 127.0.0.1 into a
 # container that discards it (MiB/s; Docker uses its userland proxy for loopback here).
