@@ -65,6 +65,10 @@ pub fn create(opts: CreateOptions) -> Result<(i32, Warnings)> {
     Ok((pid, warnings))
 }
 
+/// Compiled seccomp programs, by profile digest, in the state root (see
+/// [`crate::seccomp::compile_cached`]).
+const SECCOMP_CACHE: &str = ".seccomp-cache";
+
 fn create_in(
     opts: &CreateOptions,
     spec: Spec,
@@ -91,10 +95,11 @@ fn create_in(
         .iter()
         .map(|c| format!("capability {c} is not in the runtime's bounding set and was not granted"))
         .collect();
+    let cache = opts.root.join(SECCOMP_CACHE);
     let seccomp = linux
         .seccomp()
         .as_ref()
-        .map(crate::seccomp::compile)
+        .map(|s| crate::seccomp::compile_cached(s, &cache))
         .transpose()?;
     let cgroup_path = linux
         .cgroups_path()
@@ -908,7 +913,7 @@ pub fn exec(opts: ExecOptions) -> Result<(i32, Warnings)> {
         seccomp: linux
             .seccomp()
             .as_ref()
-            .map(crate::seccomp::compile)
+            .map(|s| crate::seccomp::compile_cached(s, &opts.root.join(SECCOMP_CACHE)))
             .transpose()?,
         caps,
         stdio: stdio_for(&opts.io, terminal)?,

@@ -17,7 +17,10 @@
 //! `socket` do not hold for that ABI.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
@@ -222,21 +225,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter, SeccompError> {
         add_rule(&mut ctx, rule, default)?;
     }
     let flags = kernel_flags(seccomp.flags().as_deref().unwrap_or_default())?;
-    let program = export(&ctx)?;
-    let len = u16::try_from(program.len())
-        .ok()
-        .filter(|&len| usize::from(len) <= MAX_INSTRUCTIONS)
-        .ok_or_else(|| {
-            SeccompError::Program(format!(
-                "{} instructions, the kernel accepts at most {MAX_INSTRUCTIONS}",
-                program.len()
-            ))
-        })?;
-    Ok(Filter {
-        program,
-        len,
-        flags,
-    })
+    filter_from(export(&ctx)?, flags)
 }
 
 /// Refuses `SCMP_ACT_NOTIFY` anywhere, saying whether a listener was configured at all.
@@ -439,6 +428,89 @@ fn probe_flag(bit: libc::c_ulong) -> Result<(), Errno> {
     }
 }
 
+/// [`compile`], remembering each program in `cache_dir` under a digest of the profile: a
+/// profile seen before (Docker's default, on every container) is read back instead of being
+/// compiled again by libseccomp, which takes tens of milliseconds. The directory must be
+/// writable by root only, like the runtime's state root it lives in: whoever can write it
+/// chooses the filters. A cache that cannot be read or written is just not used.
+pub fn compile_cached(seccomp: &LinuxSeccomp, cache_dir: &Path) -> Result<Filter, SeccompError> {
+    let Ok(json) = serde_json::to_vec(seccomp) else {
+        return compile(seccomp);
+    };
+    let mut hasher = Sha256::new();
+    // The libseccomp version and the native architecture shape the program too.
+    let v = libseccomp::ScmpVersion::current().map_or((0, 0, 0), |v| (v.major, v.minor, v.micro));
+    hasher.update(format!(
+        "berth-seccomp-v1 {v:?} {}\n",
+        std::env::consts::ARCH
+    ));
+    hasher.update(&json);
+    let path = cache_dir.join(format!("{}.bpf", hex::encode(hasher.finalize())));
+    let flags = kernel_flags(seccomp.flags().as_deref().unwrap_or_default())?;
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(program) = decode(&bytes)
+        && let Ok(filter) = filter_from(program, flags)
+    {
+        return Ok(filter);
+    }
+    let filter = compile(seccomp)?;
+    let _ = store(&path, &filter.program);
+    Ok(filter)
+}
+
+fn store(path: &Path, program: &[libc::sock_filter]) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("no directory"))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let bytes: Vec<u8> = program
+        .iter()
+        .flat_map(|i| {
+            let mut b = Vec::with_capacity(INSTRUCTION_BYTES);
+            b.extend_from_slice(&i.code.to_ne_bytes());
+            b.push(i.jt);
+            b.push(i.jf);
+            b.extend_from_slice(&i.k.to_ne_bytes());
+            b
+        })
+        .collect();
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&bytes)?;
+    drop(f);
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+fn filter_from(
+    program: Vec<libc::sock_filter>,
+    flags: libc::c_ulong,
+) -> Result<Filter, SeccompError> {
+    let len = u16::try_from(program.len())
+        .ok()
+        .filter(|&len| usize::from(len) <= MAX_INSTRUCTIONS)
+        .ok_or_else(|| {
+            SeccompError::Program(format!(
+                "{} instructions, the kernel accepts at most {MAX_INSTRUCTIONS}",
+                program.len()
+            ))
+        })?;
+    Ok(Filter {
+        program,
+        len,
+        flags,
+    })
+}
+
 /// Has libseccomp generate the BPF program and reads it back as kernel instructions.
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, SeccompError> {
     // libseccomp 2.5 can only export to a file descriptor.
@@ -572,5 +644,47 @@ mod tests {
         )
         .unwrap();
         assert_eq!(with_rule.instructions(), bare.instructions());
+    }
+
+    fn program_bytes(f: &Filter) -> Vec<(u16, u8, u8, u32)> {
+        f.program
+            .iter()
+            .map(|i| (i.code, i.jt, i.jf, i.k))
+            .collect()
+    }
+
+    #[test]
+    fn seccomp_cache_returns_the_compiled_program_and_survives_a_bad_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let profile = |name: &str| {
+            LinuxSeccompBuilder::default()
+                .default_action(LinuxSeccompAction::ScmpActAllow)
+                .syscalls(vec![
+                    LinuxSyscallBuilder::default()
+                        .names(vec![name.to_owned()])
+                        .action(LinuxSeccompAction::ScmpActErrno)
+                        .build()
+                        .unwrap(),
+                ])
+                .build()
+                .unwrap()
+        };
+        let fresh = compile(&profile("mkdir")).unwrap();
+        let first = compile_cached(&profile("mkdir"), &cache).unwrap();
+        let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+        assert_eq!(entries.len(), 1, "one program stored");
+        let second = compile_cached(&profile("mkdir"), &cache).unwrap();
+        assert_eq!(program_bytes(&first), program_bytes(&fresh));
+        assert_eq!(program_bytes(&second), program_bytes(&fresh));
+        // Another profile is another entry, never the first one's program.
+        let other = compile_cached(&profile("rmdir"), &cache).unwrap();
+        assert_ne!(program_bytes(&other), program_bytes(&fresh));
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+        // A damaged entry is compiled again and replaced.
+        std::fs::write(entries[0].path(), b"junk").unwrap();
+        let again = compile_cached(&profile("mkdir"), &cache).unwrap();
+        assert_eq!(program_bytes(&again), program_bytes(&fresh));
+        assert_eq!(std::fs::metadata(entries[0].path()).unwrap().len() % 8, 0);
     }
 }
