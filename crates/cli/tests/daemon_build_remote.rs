@@ -8,14 +8,12 @@
 mod client_support;
 mod daemon_support;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use client_support::*;
-use daemon_support::wait_bounded;
+use daemon_support::RegistryProcess;
 
 impl Drop for Env {
     fn drop(&mut self) {
@@ -38,60 +36,13 @@ fn p(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// `berth registry serve` on a free loopback port, killed on drop.
-struct Registry {
-    child: Child,
-    addr: String,
-    _root: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let root = tempfile::Builder::new()
-            .prefix("berth-breg")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(root.path().join("data"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn berth registry serve");
-        let registry = Registry {
-            child,
-            addr,
-            _root: root,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&registry.addr).is_err() {
-            assert!(Instant::now() < deadline, "registry did not listen in time");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        registry
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = wait_bounded(&mut self.child, Duration::from_secs(10));
-    }
-}
-
 #[test]
 fn from_pulls_a_missing_image_and_pull_asks_again() {
     if !usable() {
         return;
     }
     let env = Env::new();
-    let registry = Registry::start();
+    let registry = RegistryProcess::start(&[]);
     let image = format!("{}/bb:1", registry.addr);
     env.docker(&["tag", "busybox", &image]);
     let pushed = env.docker(&["push", &image]);

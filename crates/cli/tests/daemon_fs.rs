@@ -42,20 +42,8 @@ impl Env {
     }
 
     fn import_busybox(&self) {
-        let rootfs = self.daemon.dir.path().join("rootfs-import");
-        berth_testsupport::busybox_rootfs(&rootfs);
-        let tar = self.daemon.dir.path().join("import.tar");
-        let out = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .output()
-            .expect("tar");
-        assert!(out.status.success(), "tar: {}", text(&out.stderr));
+        let tar = daemon_support::busybox_tar(self.daemon.dir.path());
         self.ok(&["import", &tar.display().to_string(), "busybox:latest"]);
-        std::fs::remove_dir_all(&rootfs).expect("remove rootfs");
         std::fs::remove_file(&tar).expect("remove tar");
     }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use daemon_support::{Daemon, wait_bounded};
+use daemon_support::{Daemon, RegistryProcess, wait_bounded};
 
 fn usable() -> bool {
     if !berth_testsupport::is_root() {
@@ -27,50 +27,6 @@ fn usable() -> bool {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `berth registry serve` on a free loopback port, killed on drop.
-struct RegistryProcess {
-    child: Child,
-    addr: String,
-    _root: tempfile::TempDir,
-}
-
-impl RegistryProcess {
-    fn start(extra: &[&str]) -> RegistryProcess {
-        let root = tempfile::Builder::new()
-            .prefix("berth-reg")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
-        // Ask the kernel for a free port, then hand it to the server (a small window in
-        // which another process could take it; the readiness check below would then fail).
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(root.path().join("registry.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(root.path().join("data"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn berth registry serve");
-        let registry = RegistryProcess {
-            child,
-            addr,
-            _root: root,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&registry.addr).is_err() {
-            assert!(Instant::now() < deadline, "registry did not listen in time");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        registry
-    }
 }
 
 impl RegistryProcess {
@@ -123,13 +79,6 @@ impl RegistryProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
         Some(registry)
-    }
-}
-
-impl Drop for RegistryProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = wait_bounded(&mut self.child, Duration::from_secs(10));
     }
 }
 

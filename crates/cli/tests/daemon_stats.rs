@@ -24,21 +24,8 @@ impl Env {
         let env = Env {
             daemon: Daemon::start(),
         };
-        let dir = env.daemon.dir.path();
-        let rootfs = dir.join("rootfs-import");
-        berth_testsupport::busybox_rootfs(&rootfs);
-        let tar = dir.join("import.tar");
-        let out = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .output()
-            .expect("tar");
-        assert!(out.status.success(), "tar: {}", text(&out.stderr));
+        let tar = daemon_support::busybox_tar(env.daemon.dir.path());
         env.ok(&["import", &tar.display().to_string(), "busybox:latest"]);
-        std::fs::remove_dir_all(&rootfs).expect("remove rootfs");
         std::fs::remove_file(&tar).expect("remove tar");
         env
     }

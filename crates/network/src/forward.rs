@@ -61,12 +61,16 @@ pub struct IptablesForward {
 }
 
 impl IptablesForward {
-    /// The host's `iptables`, or `None` when it has none.
+    /// The host's `iptables`, or `None` when no `PATH` directory has one (looked up, not
+    /// run: this is on the daemon's start-up path).
     pub fn detect() -> Option<IptablesForward> {
-        let this = IptablesForward {
-            binary: "iptables".to_owned(),
-        };
-        this.run(&["--version"]).ok().map(|_| this)
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("iptables"))
+            .find(|p| p.is_file())
+            .map(|p| IptablesForward {
+                binary: p.display().to_string(),
+            })
     }
 
     /// Which chain needs berth's ACCEPT rules now: `DOCKER-USER` if it exists, `FORWARD` if
@@ -83,17 +87,19 @@ impl IptablesForward {
         Ok(drops.then_some(ForwardChain::Forward))
     }
 
-    /// Lets `bridge`'s traffic through the chain in use (no-op when none is). Idempotent.
-    pub fn allow(&self, bridge: &str) -> Result<Option<ForwardChain>, ForwardError> {
+    /// Lets the bridges' traffic through the chain in use (no-op when none is). Idempotent.
+    pub fn allow(&self, bridges: &[String]) -> Result<Option<ForwardChain>, ForwardError> {
         let Some(chain) = self.chain_in_use()? else {
             return Ok(None);
         };
-        for dir in ["-i", "-o"] {
-            let rule = rule(dir, bridge);
-            if !self.has(chain, &rule) {
-                let mut args = vec!["-I", chain.name(), "1"];
-                args.extend(rule.iter().map(String::as_str));
-                self.run(&args)?;
+        for bridge in bridges {
+            for dir in ["-i", "-o"] {
+                let rule = rule(dir, bridge);
+                if !self.has(chain, &rule) {
+                    let mut args = vec!["-I", chain.name(), "1"];
+                    args.extend(rule.iter().map(String::as_str));
+                    self.run(&args)?;
+                }
             }
         }
         Ok(Some(chain))
@@ -133,11 +139,8 @@ impl IptablesForward {
             message,
         };
         // `-w`: wait for the xtables lock instead of failing when Docker holds it.
-        let mut cmd = Command::new(&self.binary);
-        if args.first() != Some(&"--version") {
-            cmd.arg("-w");
-        }
-        let out = cmd
+        let out = Command::new(&self.binary)
+            .arg("-w")
             .args(args)
             .stdin(Stdio::null())
             .output()

@@ -63,31 +63,13 @@ struct ExportArgs {
 }
 
 pub async fn export(inv: &Invocation<'_>) -> CliResult {
-    use std::io::IsTerminal;
-    use tokio::io::AsyncWriteExt;
     let args: ExportArgs = parse(inv, "export [OPTIONS] CONTAINER")?;
-    if args.output.is_none() && std::io::stdout().is_terminal() {
-        return Err(CliError::Message(
-            "cowardly refusing to save to a terminal. Use the -o flag or redirect".to_owned(),
-        ));
-    }
+    super::refuse_terminal_output(args.output.as_deref())?;
     let client = inv.client().await?;
-    let mut body = client
+    let body = client
         .get_stream(&format!("/containers/{}/export", args.container), &[])
         .await?;
-    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin> = match &args.output {
-        Some(path) => Box::new(
-            tokio::fs::File::create(path)
-                .await
-                .map_err(|e| CliError::Message(format!("failed to export container: {e}")))?,
-        ),
-        None => Box::new(tokio::io::stdout()),
-    };
-    while let Some(chunk) = berth_client::next_chunk(&mut body).await? {
-        out.write_all(&chunk).await?;
-    }
-    out.flush().await?;
-    Ok(())
+    super::write_output(body, args.output.as_deref(), "export container").await
 }
 
 #[derive(Parser)]

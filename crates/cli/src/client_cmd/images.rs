@@ -457,30 +457,12 @@ struct SaveArgs {
 }
 
 pub async fn save(inv: &Invocation<'_>) -> CliResult {
-    use std::io::IsTerminal;
-    use tokio::io::AsyncWriteExt;
     let args: SaveArgs = parse(inv, "save [OPTIONS] IMAGE [IMAGE...]")?;
-    if args.output.is_none() && std::io::stdout().is_terminal() {
-        return Err(CliError::Message(
-            "cowardly refusing to save to a terminal. Use the -o flag or redirect".to_owned(),
-        ));
-    }
+    super::refuse_terminal_output(args.output.as_deref())?;
     let client = inv.client().await?;
     let q: Vec<_> = args.images.iter().map(|i| ("names", i.clone())).collect();
-    let mut body = client.get_stream("/images/get", &q).await?;
-    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin> = match &args.output {
-        Some(path) => Box::new(
-            tokio::fs::File::create(path)
-                .await
-                .map_err(|e| CliError::Message(format!("failed to save image: {e}")))?,
-        ),
-        None => Box::new(tokio::io::stdout()),
-    };
-    while let Some(chunk) = berth_client::next_chunk(&mut body).await? {
-        out.write_all(&chunk).await?;
-    }
-    out.flush().await?;
-    Ok(())
+    let body = client.get_stream("/images/get", &q).await?;
+    super::write_output(body, args.output.as_deref(), "save image").await
 }
 
 #[derive(Parser)]

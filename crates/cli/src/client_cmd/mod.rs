@@ -323,6 +323,39 @@ pub fn parse_split<T: Parser>(
 }
 
 /// Docker's `[y/N]` prompt on stdin.
+/// `save` and `export` write a tar to `-o FILE` or to stdout, but never to a terminal.
+pub fn refuse_terminal_output(output: Option<&str>) -> CliResult {
+    use std::io::IsTerminal;
+    if output.is_none() && std::io::stdout().is_terminal() {
+        return Err(CliError::Message(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Copies a streamed tar to `-o FILE` or stdout; `failed to {what}` if the file can't be made.
+pub async fn write_output(
+    mut body: berth_client::Incoming,
+    output: Option<&str>,
+    what: &str,
+) -> CliResult {
+    use tokio::io::AsyncWriteExt;
+    let mut out: Box<dyn tokio::io::AsyncWrite + Unpin> = match output {
+        Some(path) => Box::new(
+            tokio::fs::File::create(path)
+                .await
+                .map_err(|e| CliError::Message(format!("failed to {what}: {e}")))?,
+        ),
+        None => Box::new(tokio::io::stdout()),
+    };
+    while let Some(chunk) = berth_client::next_chunk(&mut body).await? {
+        out.write_all(&chunk).await?;
+    }
+    out.flush().await?;
+    Ok(())
+}
+
 pub fn confirm(warning: &str) -> Result<bool, CliError> {
     use std::io::Write;
     print!("{warning}\nAre you sure you want to continue? [y/N] ");

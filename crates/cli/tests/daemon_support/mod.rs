@@ -348,6 +348,57 @@ pub fn busybox_tar(dir: &Path) -> PathBuf {
     tar
 }
 
+/// `berth registry serve` on a free loopback port, killed on drop.
+pub struct RegistryProcess {
+    pub child: Child,
+    pub addr: String,
+    pub _root: tempfile::TempDir,
+}
+
+impl RegistryProcess {
+    pub fn start(extra: &[&str]) -> RegistryProcess {
+        let root = tempfile::Builder::new()
+            .prefix("berth-reg")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        // Ask the kernel for a free port, then hand it to the server (a small window in
+        // which another process could take it; the readiness check below would then fail).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(root.path().join("registry.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["registry", "serve", "--addr", &addr, "--root"])
+            .arg(root.path().join("data"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berth registry serve");
+        let registry = RegistryProcess {
+            child,
+            addr,
+            _root: root,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&registry.addr).is_err() {
+            assert!(Instant::now() < deadline, "registry did not listen in time");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = wait_bounded(&mut self.child, Duration::from_secs(10));
+    }
+}
+
 /// Spawns the berth binary with piped stderr.
 pub fn spawn(args: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_berth"))

@@ -1012,25 +1012,23 @@ fn endpoint_settings(
     }
 }
 
-/// The host end of a container's veth: `veth` and 9 hex digits of the endpoint id, within
-/// the 13 characters the network crate allows for a host name (it appends `_c` while moving
-/// the peer).
 /// Lets the bridges' traffic through a Docker Engine's iptables `FORWARD` chain (see
 /// [`berth_network::forward`]). A failure is logged, not fatal: berth's own rules are in place
 /// and the host without Docker needs nothing here.
 fn allow_forwarding(forward: Option<&IptablesForward>, bridges: &[String]) {
     let Some(forward) = forward else { return };
-    for bridge in bridges {
-        match forward.allow(bridge) {
-            Ok(Some(chain)) => tracing::info!(bridge, ?chain, "accepted in iptables FORWARD"),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(bridge, error = %e, "iptables FORWARD may drop this bridge's traffic")
-            }
+    match forward.allow(bridges) {
+        Ok(Some(chain)) => tracing::info!(?bridges, ?chain, "accepted in iptables FORWARD"),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(?bridges, error = %e, "iptables FORWARD may drop these bridges' traffic")
         }
     }
 }
 
+/// The host end of a container's veth: `veth` and 9 hex digits of the endpoint id, within
+/// the 13 characters the network crate allows for a host name (it appends `_c` while moving
+/// the peer).
 fn host_ifname(endpoint_id: &str) -> String {
     format!("veth{}", &endpoint_id[..endpoint_id.len().min(9)])
 }
